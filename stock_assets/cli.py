@@ -1,0 +1,334 @@
+"""The `stock-assets` command: what a person types.
+
+Exit codes: 0 done, 1 a requested symbol failed, 2 a usage error (one line on stderr).
+Ingestion runs through Dagster on the instance in DAGSTER_HOME, so every run shows in
+the UI (`stock-assets dev`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from collections.abc import Callable
+
+import pandas as pd
+
+from stock_assets import settings
+from stock_assets.core import calendar
+from stock_assets.core.calendar import InvalidDate
+from stock_assets.core.symbols import InvalidSymbol, normalize_symbol, normalize_symbols
+
+DEMO_SYMBOLS = ["SPY", "QQQ", "AAPL", "VIXY"]
+DEMO_DAYS = 10
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(ValueError):
+    """A request that cannot be carried out as typed."""
+
+
+def _print(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _instance():
+    import dagster as dg
+
+    settings.use_dagster_home()
+    return dg.DagsterInstance.get()
+
+
+def _defs():
+    from stock_assets.definitions import defs
+
+    return defs
+
+
+def _warehouse():
+    from stock_assets.resources.warehouse import WarehouseResource
+
+    return WarehouseResource(home=str(settings.home()))
+
+
+def _days(start: str | None, end: str | None, default_days: int | None = None) -> list[dt.date]:
+    from stock_assets.assets.partitions import FIRST_DAY
+
+    today = pd.Timestamp.now(calendar.EXCHANGE_TZ).date()
+    if start is None and default_days:
+        last = calendar.last_session_on_or_before(today)
+        return [*calendar.previous_sessions(last, default_days - 1), last]
+    if start is None:
+        raise UsageError("--start is required (YYYY-MM-DD)")
+    first, last = calendar.parse_range(start, end or today.isoformat())
+    if last > today:
+        raise UsageError(f"end {last} is in the future (today is {today})")
+    if first < FIRST_DAY:
+        raise UsageError(f"start {first} is before the first partition day {FIRST_DAY}")
+    days = calendar.sessions(first, last)
+    if not days:
+        raise UsageError(f"no XNYS session between {first} and {last}")
+    return days
+
+
+# --- symbols -------------------------------------------------------------------------
+
+
+def cmd_symbols(args: argparse.Namespace) -> int:
+    instance = _instance()
+    if args.action == "list":
+        for symbol in sorted(instance.get_dynamic_partitions("symbols")):
+            _print(symbol)
+        return EXIT_OK
+    symbols = normalize_symbols(args.symbols)
+    known = set(instance.get_dynamic_partitions("symbols"))
+    if args.action == "add":
+        new = [s for s in symbols if s not in known]
+        if new:
+            instance.add_dynamic_partitions("symbols", new)
+        _print(f"added {', '.join(new) or 'nothing new'}")
+    else:
+        for symbol in symbols:
+            if symbol in known:
+                instance.delete_dynamic_partition("symbols", symbol)
+        _print(f"removed {', '.join(s for s in symbols if s in known) or 'nothing'} "
+               "(stored bars stay in the lake)")  # fmt: skip
+    return EXIT_OK
+
+
+# --- ingest --------------------------------------------------------------------------
+
+
+def ingest(symbols: list[str], days: list[dt.date], providers: str | None,
+           refetch: bool = False) -> int:  # fmt: skip
+    """Materialize bars_1m and derived_bars for symbols x days, one run per symbol."""
+    from rich.progress import Progress
+
+    from stock_assets.assets.partitions import range_tags
+
+    instance = _instance()
+    known = set(instance.get_dynamic_partitions("symbols"))
+    if new := [s for s in symbols if s not in known]:
+        instance.add_dynamic_partitions("symbols", new)
+    job = _defs().get_job_def("ingest_job")
+    config = {
+        "ops": {"bars_1m": {"config": {"providers": providers, "refetch": refetch}}},
+        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+    }
+    run_ids = {}
+    with Progress(transient=True) as progress:
+        task = progress.add_task(f"ingesting {len(days)} day(s)", total=len(symbols))
+        for symbol in symbols:
+            progress.update(task, description=f"{symbol}: {len(days)} day(s)")
+            result = job.execute_in_process(
+                run_config=config,
+                instance=instance,
+                tags=range_tags(symbol, days[0], days[-1]),
+                raise_on_error=False,
+            )
+            run_ids[symbol] = result.run_id
+            progress.advance(task)
+    return _summarize(symbols, days, run_ids)
+
+
+def _summarize(symbols: list[str], days: list[dt.date], run_ids: dict[str, str]) -> int:
+    status = _warehouse().catalog.ingest_status()
+    status = status[status["date"].between(pd.Timestamp(days[0]), pd.Timestamp(days[-1]))]
+    failed = []
+    _print(f"{'symbol':8} {'days':>5} {'ok':>4} {'partial':>7} {'empty':>5} {'failed':>6} "
+           f"{'rows':>9} {'missing':>7}  run")  # fmt: skip
+    for symbol in symbols:
+        mine = status[status["symbol"] == symbol]
+        counts = mine["status"].value_counts()
+        _print(
+            f"{symbol:8} {len(days):>5} {counts.get('ok', 0):>4} {counts.get('partial', 0):>7} "
+            f"{counts.get('empty', 0):>5} {counts.get('failed', 0):>6} {int(mine['rows'].sum()):>9} "
+            f"{int(mine['missing_minutes'].sum()):>7}  {run_ids[symbol][:8]}"
+        )
+        if len(mine) and (mine["status"] == "failed").all():
+            failed.append(symbol)
+            _print(f"  {symbol} failed: {mine['message'].iloc[0]}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    symbols = normalize_symbols(args.symbols)
+    days = _days(args.start, args.end)
+    if args.csv:
+        os.environ["STOCK_ASSETS_CSV_PATH"] = os.path.abspath(args.csv)
+    return ingest(symbols, days, args.provider, refetch=args.refetch)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    days = _days(None, None, default_days=args.days)
+    _print(f"stock-assets demo: {', '.join(DEMO_SYMBOLS)} for {len(days)} trading days "
+           f"{days[0]} .. {days[-1]} from the synthetic provider")  # fmt: skip
+    code = ingest(DEMO_SYMBOLS, days, "synthetic")
+    home = settings.home()
+    _print()
+    _print(f"Lake:     {home / 'lake'}")
+    _print(f"Catalog:  {home / 'warehouse.duckdb'} (views bars, bars_5m .. bars_1d; ingest_status)")
+    _print(f"Dagster:  {settings.dagster_home()} (the runs above are in its history)")
+    _print("Next:     uv run stock-assets bars SPY --limit 5")
+    _print("          make dev   # then open http://127.0.0.1:3000")
+    return code
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+def _emit(frame: pd.DataFrame, fmt: str) -> None:
+    if fmt == "csv":
+        sys.stdout.write(frame.to_csv(index=False))
+    elif fmt == "json":
+        sys.stdout.write(frame.to_json(orient="records", date_format="iso") + "\n")
+    else:
+        _print(frame.to_string(index=False) if len(frame) else "(no bars)")
+
+
+def cmd_bars(args: argparse.Namespace) -> int:
+    symbol = normalize_symbol(args.symbol)
+    if args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    frame = _warehouse().latest_bars(symbol, args.interval, args.limit)
+    if frame.empty:
+        print(f"no {args.interval} bars stored for {symbol}", file=sys.stderr)
+        return EXIT_FAILED
+    _emit(frame, args.format)
+    return EXIT_OK
+
+
+def cmd_gaps(args: argparse.Namespace) -> int:
+    from stock_assets.core import bars as core_bars
+
+    symbol = normalize_symbol(args.symbol)
+    warehouse = _warehouse()
+    stored_days = warehouse.lake.days("bars_1m", symbol)
+    if not stored_days:
+        print(f"no bars stored for {symbol}", file=sys.stderr)
+        return EXIT_FAILED
+    first, last = calendar.parse_range(args.start or stored_days[0], args.end or stored_days[-1])
+    days = calendar.sessions(first, last)
+    bars = warehouse.read_bars(symbol, days)
+    missing = core_bars.missing_by_day(bars, days)
+    filled = pd.Series(bars["is_filled"].to_numpy()).groupby(core_bars.bar_days(bars["ts"])).sum()
+    rows = [
+        {"date": day.isoformat(), "missing_minutes": missing[day],
+         "filled_minutes": int(filled.get(day, 0)), "stored": day in set(stored_days)}
+        for day in days
+        if missing[day] or filled.get(day, 0) or day not in set(stored_days)
+    ]  # fmt: skip
+    _emit(pd.DataFrame(rows), args.format)
+    total = sum(missing.values())
+    _print(f"{symbol}: {len(days)} sessions, {total} missing minutes, "
+           f"{int(filled.sum())} filled minutes")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    symbol = normalize_symbol(args.symbol)
+    if args.start or args.end:
+        calendar.parse_range(args.start or calendar.FIRST_DAY, args.end or calendar.last_day())
+    instance = _instance()
+    config = {"symbols": [symbol], "max_iterations": args.max_iterations,
+              "start": args.start, "end": args.end}  # fmt: skip
+    result = (
+        _defs()
+        .get_job_def("gap_fill_job")
+        .execute_in_process(
+            run_config={
+                "ops": {"fill_gaps_op": {"config": config}},
+                "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+            },
+            instance=instance,
+            raise_on_error=False,
+        )
+    )
+    if not result.success:
+        print(f"backfill of {symbol} failed (run {result.run_id})", file=sys.stderr)
+        return EXIT_FAILED
+    changed = len(result.asset_materializations_for_node("fill_gaps_op")) // 2
+    _print(f"{symbol}: {changed} partition(s) filled (run {result.run_id[:8]})")
+    return EXIT_OK
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    settings.use_dagster_home()
+    command = ["dagster", "dev", "-h", args.host, "-p", str(args.port), "-m", "stock_assets.definitions"]
+    os.execvp(command[0], command)
+    return EXIT_OK  # not reached
+
+
+# --- parser ---------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stock-assets",
+        description="Local warehouse of US 1-minute stock bars, as Dagster assets.",
+        epilog="Data lives under STOCK_ASSETS_HOME (default ./data); Dagster under DAGSTER_HOME.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="JSON logs at INFO on stderr")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Callable[[argparse.Namespace], int], text: str):
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    symbols = add("symbols", cmd_symbols, "Add, list or remove symbols (Dagster partitions).")
+    symbols.add_argument("action", choices=["add", "list", "remove"])
+    symbols.add_argument("symbols", nargs="*", metavar="SYMBOL")
+
+    ingest_p = add("ingest", cmd_ingest, "Fetch 1-minute bars through Dagster for a date range.")
+    ingest_p.add_argument("symbols", nargs="+", metavar="SYMBOL")
+    ingest_p.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
+    ingest_p.add_argument("--end", help="last day, YYYY-MM-DD (default: today)")
+    ingest_p.add_argument("--provider", help="provider order, e.g. alpaca,yahoo or synthetic or csv")
+    ingest_p.add_argument("--csv", help="file or folder for the csv provider")
+    ingest_p.add_argument("--refetch", action="store_true", help="ask again for complete days")
+
+    bars = add("bars", cmd_bars, "Print the latest stored bars of a symbol.")
+    bars.add_argument("symbol", metavar="SYMBOL")
+    bars.add_argument("--interval", default="1m", choices=["1m", "5m", "15m", "30m", "1h", "1d"])
+    bars.add_argument("--limit", type=int, default=20)
+    bars.add_argument("--format", default="table", choices=["table", "csv", "json"])
+
+    gaps = add("gaps", cmd_gaps, "List days with missing or filled session minutes.")
+    gaps.add_argument("symbol", metavar="SYMBOL")
+    gaps.add_argument("--start")
+    gaps.add_argument("--end")
+    gaps.add_argument("--format", default="table", choices=["table", "csv", "json"])
+
+    backfill = add("backfill", cmd_backfill, "Fill missing minutes from neighbours (flagged).")
+    backfill.add_argument("symbol", metavar="SYMBOL")
+    backfill.add_argument("--max-iterations", type=int, default=10)
+    backfill.add_argument("--start")
+    backfill.add_argument("--end")
+
+    demo = add("demo", cmd_demo, "Ingest SPY, QQQ, AAPL, VIXY (synthetic) for recent days.")
+    demo.add_argument("--days", type=int, default=DEMO_DAYS)
+
+    dev = add("dev", cmd_dev, "Start the Dagster UI and daemon (default 127.0.0.1:3000).")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=3000)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    os.environ.setdefault("STOCK_ASSETS_LOG_LEVEL", "INFO" if args.verbose else "WARNING")
+    try:
+        return args.handler(args)
+    except (InvalidSymbol, InvalidDate, UsageError) as error:
+        print(f"stock-assets: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as error:
+        print(f"stock-assets: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

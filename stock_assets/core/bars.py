@@ -1,0 +1,259 @@
+"""1-minute bars: the frame contract, validation, merging, gaps, gap filling, resampling.
+
+A bars frame holds one symbol, sorted by `ts` (bar-open time, UTC) with unique `ts`, and
+the columns of BAR_COLUMNS. Everything here is vectorized over whole frames spanning
+many sessions, so a year of minutes is validated or resampled in one pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from stock_assets.core import calendar
+
+PRICE_COLUMNS = ["open", "high", "low", "close"]
+VALUE_COLUMNS = [*PRICE_COLUMNS, "volume", "vwap", "trade_count"]
+BAR_COLUMNS = ["ts", *VALUE_COLUMNS, "source", "is_filled"]
+FILL_SOURCE = "fill"
+INTERVALS = {"1m": 1, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "1d": None}
+_NS_PER_MIN = 60_000_000_000
+
+
+def empty_bars() -> pd.DataFrame:
+    return conform(pd.DataFrame({column: [] for column in BAR_COLUMNS}), source="")
+
+
+def conform(frame: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
+    """The frame with exactly BAR_COLUMNS in their dtypes, sorted by ts.
+
+    Missing optional columns (vwap, trade_count, source, is_filled) get NaN/NA, the given
+    source and False. `ts` becomes UTC (naive timestamps are taken as UTC).
+    """
+    out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
+    ts = pd.to_datetime(frame["ts"].to_numpy() if len(frame) else [], utc=True)
+    out["ts"] = pd.DatetimeIndex(ts).as_unit("ns")
+    for column in ["open", "high", "low", "close", "volume", "vwap"]:
+        values = frame[column] if column in frame else np.nan
+        out[column] = pd.to_numeric(pd.Series(values, index=out.index), errors="coerce")
+        out[column] = out[column].astype("float64")
+    counts = frame["trade_count"] if "trade_count" in frame else pd.NA
+    counts = pd.to_numeric(pd.Series(counts, index=out.index), errors="coerce")
+    out["trade_count"] = counts.round().astype("Int64")
+    if "source" in frame and source is None:
+        out["source"] = frame["source"].astype(str).to_numpy()
+    else:
+        out["source"] = source or ""
+    filled = frame["is_filled"].to_numpy() if "is_filled" in frame else False
+    out["is_filled"] = pd.Series(filled, index=out.index).astype(bool)
+    return out.sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+def session_position(ts: pd.Series | pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
+    """For each timestamp: the index of the session it falls in, and whether it does.
+
+    A timestamp is inside a session when open <= ts < close of the latest session that
+    opened at or before it.
+    """
+    schedule = calendar._schedule()
+    opens = schedule["open"].to_numpy().astype("datetime64[ns]").view("int64")
+    closes = schedule["close"].to_numpy().astype("datetime64[ns]").view("int64")
+    values = pd.DatetimeIndex(ts).as_unit("ns").asi8
+    index = np.searchsorted(opens, values, "right") - 1
+    safe = np.clip(index, 0, len(opens) - 1)
+    inside = (index >= 0) & (values < closes[safe])
+    return safe, inside
+
+
+def bar_days(ts: pd.Series | pd.DatetimeIndex) -> np.ndarray:
+    """The session date of each in-session timestamp (object array of datetime.date)."""
+    index, _ = session_position(ts)
+    return np.asarray(calendar._schedule().index)[index]
+
+
+@dataclass
+class Validation:
+    """What validation dropped, by reason (a row counts once, under its first reason)."""
+
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.dropped.values())
+
+
+def validate_bars(frame: pd.DataFrame) -> tuple[pd.DataFrame, Validation]:
+    """The rows that are fit to store, and the count of rows dropped per reason.
+
+    Reasons: `missing_values` (any OHLCV NaN), `nonpositive_price`, `negative_volume`,
+    `ohlc_inconsistent` (low > min(open, close) or high < max(open, close)),
+    `outside_session` (not inside an XNYS session), `duplicate_ts` (later copies of a
+    timestamp already seen).
+    """
+    bars = conform(frame, source=None) if list(frame.columns) != BAR_COLUMNS else frame
+    ohlc = bars[PRICE_COLUMNS].to_numpy()
+    volume = bars["volume"].to_numpy()
+    _, inside = session_position(bars["ts"])
+    checks = {
+        "missing_values": np.isnan(ohlc).any(axis=1) | np.isnan(volume),
+        "nonpositive_price": (ohlc <= 0).any(axis=1),
+        "negative_volume": volume < 0,
+        "ohlc_inconsistent": (ohlc[:, 2] > np.minimum(ohlc[:, 0], ohlc[:, 3]))
+        | (ohlc[:, 1] < np.maximum(ohlc[:, 0], ohlc[:, 3])),
+        "outside_session": ~inside,
+        "duplicate_ts": bars["ts"].duplicated(keep="first").to_numpy(),
+    }
+    bad = np.zeros(len(bars), dtype=bool)
+    report = Validation()
+    for reason, mask in checks.items():
+        fresh = mask & ~bad
+        if fresh.any():
+            report.dropped[reason] = int(fresh.sum())
+        bad |= mask
+    return bars.loc[~bad].reset_index(drop=True), report
+
+
+def merge_bars(existing: pd.DataFrame, incoming: pd.DataFrame) -> pd.DataFrame:
+    """Stored bars plus the incoming ones they lack.
+
+    A stored real bar is never replaced; a real incoming bar replaces a filled one; a
+    filled incoming bar only fills a minute that has nothing.
+    """
+    if existing.empty:
+        return incoming.reset_index(drop=True)
+    both = pd.concat([existing, incoming], ignore_index=True)
+    rank = both["is_filled"].to_numpy().astype(int) * 2
+    rank[len(existing) :] += 1
+    both["_rank"] = rank
+    both = both.sort_values(["ts", "_rank"], kind="stable").drop_duplicates("ts")
+    return both.drop(columns="_rank").reset_index(drop=True)
+
+
+def expected_minutes(days: list) -> pd.DatetimeIndex:
+    return calendar.sessions_minutes(sorted(d for d in days if calendar.is_session(d)))
+
+
+def missing_minutes(bars: pd.DataFrame, days: list) -> pd.DatetimeIndex:
+    """Session minutes of `days` that have no bar at all (filled bars count as present)."""
+    expected = expected_minutes(days)
+    return expected[~expected.isin(pd.DatetimeIndex(bars["ts"]))]
+
+
+def missing_by_day(bars: pd.DataFrame, days: list) -> dict:
+    """The number of missing session minutes of each day (one vectorized pass)."""
+    expected = expected_minutes(days)
+    absent = expected[~expected.isin(pd.DatetimeIndex(bars["ts"]))]
+    counts = pd.Series(bar_days(absent)).value_counts() if len(absent) else pd.Series()
+    return {day: int(counts.get(day, 0)) for day in days}
+
+
+def fill_gaps(bars: pd.DataFrame, days: list, max_iterations: int = 10) -> pd.DataFrame:
+    """Bars with missing session minutes filled from their neighbours, flagged.
+
+    Each iteration fills every missing minute that has a bar one minute before or after it
+    in the same session, with the mean of those neighbours (OHLC, volume, vwap,
+    trade_count rounded); fills get `is_filled=True` and `source='fill'`. A run of k
+    missing minutes closes from both ends in ceil(k/2) iterations. Repeatable: filling an
+    already filled frame changes nothing.
+    """
+    grid = expected_minutes(days)
+    if len(grid) == 0:
+        return bars
+    session, _ = session_position(grid)
+    frame = bars.set_index("ts").reindex(grid)
+    present = frame["open"].notna().to_numpy()
+    if present.all() or not present.any():
+        return bars
+    numeric = ["open", "high", "low", "close", "volume", "vwap", "trade_count"]
+    values = frame[numeric].astype("float64").to_numpy()
+    filled = np.zeros(len(grid), dtype=bool)
+    same_prev = np.r_[False, session[1:] == session[:-1]]
+    same_next = np.r_[session[:-1] == session[1:], False]
+    for _ in range(max_iterations):
+        has_prev = np.r_[False, present[:-1]] & same_prev
+        has_next = np.r_[present[1:], False] & same_next
+        target = ~present & (has_prev | has_next)
+        if not target.any():
+            break
+        prev_vals = np.vstack([np.full(len(numeric), np.nan), values[:-1]])
+        next_vals = np.vstack([values[1:], np.full(len(numeric), np.nan)])
+        prev_vals[~has_prev] = np.nan
+        next_vals[~has_next] = np.nan
+        stacked = np.stack([prev_vals[target], next_vals[target]])
+        with np.errstate(invalid="ignore"):
+            values[target] = np.nanmean(stacked, axis=0)
+        present = present | target
+        filled |= target
+    new = pd.DataFrame(values[filled], columns=numeric)
+    new.insert(0, "ts", grid[filled])
+    new["source"] = FILL_SOURCE
+    new["is_filled"] = True
+    return merge_bars(bars, conform(new, source=None))
+
+
+DERIVED_COLUMNS = ["ts", *VALUE_COLUMNS, "minutes", "filled_minutes"]
+
+
+def resample_bars(bars: pd.DataFrame, interval: str) -> pd.DataFrame:
+    """Bars aggregated into session-aligned buckets (5m, 15m, 30m, 1h from 09:30 ET; 1d).
+
+    open = first open, high = max, low = min, close = last close, volume = sum,
+    vwap = sum(vwap x volume) / sum(volume) (the mean vwap when the volume is 0),
+    trade_count = sum; `minutes` and `filled_minutes` say how many 1-minute bars, and
+    how many made-up ones, went into each bucket. `ts` is the bucket's start.
+    """
+    if interval not in INTERVALS:
+        raise ValueError(f"interval {interval!r}: choose one of {', '.join(INTERVALS)}")
+    if interval == "1m" or bars.empty:
+        out = bars.drop(columns=["source", "is_filled"]).copy()
+        out["minutes"] = 1
+        out["filled_minutes"] = bars["is_filled"].astype(int)
+        return out[DERIVED_COLUMNS] if interval == "1m" else out.iloc[0:0][DERIVED_COLUMNS]
+    session, inside = session_position(bars["ts"])
+    if not inside.all():
+        raise ValueError("bars outside XNYS sessions cannot be resampled")
+    opens = calendar._schedule()["open"].to_numpy().astype("datetime64[ns]").view("int64")
+    ts = pd.DatetimeIndex(bars["ts"]).asi8
+    open_ns = opens[session]
+    width = INTERVALS[interval]
+    if width is None:
+        bucket = open_ns
+    else:
+        step = width * _NS_PER_MIN
+        bucket = open_ns + (ts - open_ns) // step * step
+    frame = bars[["open", "high", "low", "close", "volume"]].copy()
+    weighted = bars["vwap"] * bars["volume"]
+    frame["vwap_x_volume"] = weighted
+    frame["vwap_sum"] = bars["vwap"]
+    frame["vwap_count"] = bars["vwap"].notna().astype(int)
+    frame["vwap_volume"] = bars["volume"].where(bars["vwap"].notna(), 0.0)
+    frame["trade_count"] = bars["trade_count"].astype("float64")
+    frame["trade_known"] = bars["trade_count"].notna().astype(int)
+    frame["filled_minutes"] = bars["is_filled"].astype(int)
+    frame["bucket"] = bucket
+    grouped = frame.groupby("bucket", sort=True)
+    out = grouped.agg(
+        open=("open", "first"),
+        high=("high", "max"),
+        low=("low", "min"),
+        close=("close", "last"),
+        volume=("volume", "sum"),
+        vwap_x_volume=("vwap_x_volume", "sum"),
+        vwap_volume=("vwap_volume", "sum"),
+        vwap_sum=("vwap_sum", "sum"),
+        vwap_count=("vwap_count", "sum"),
+        trade_count=("trade_count", "sum"),
+        trade_known=("trade_known", "sum"),
+        minutes=("open", "size"),
+        filled_minutes=("filled_minutes", "sum"),
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        by_volume = out["vwap_x_volume"] / out["vwap_volume"]
+        by_count = out["vwap_sum"] / out["vwap_count"]
+    out["vwap"] = by_volume.where(out["vwap_volume"] > 0, by_count)
+    out["trade_count"] = out["trade_count"].where(out["trade_known"] > 0).round().astype("Int64")
+    out = out.reset_index()
+    out["ts"] = pd.to_datetime(out["bucket"], utc=True).dt.as_unit("ns")
+    return out[DERIVED_COLUMNS]

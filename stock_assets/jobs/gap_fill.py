@@ -1,0 +1,54 @@
+"""The gap backfill job: fill missing session minutes from neighbouring bars, flagged."""
+
+
+import dagster as dg
+from pydantic import Field
+
+from stock_assets.assets.partitions import partition_key
+from stock_assets.core import bars as core_bars
+from stock_assets.core import calendar
+from stock_assets.core.symbols import normalize_symbols
+from stock_assets.resources.warehouse import WarehouseResource
+
+
+class GapFillConfig(dg.Config):
+    symbols: list[str] = Field(description="Symbols whose stored days are filled.")
+    start: str | None = Field(default=None, description="First day (YYYY-MM-DD); default: first stored.")
+    end: str | None = Field(default=None, description="Last day (YYYY-MM-DD); default: last stored.")
+    max_iterations: int = Field(
+        default=10, ge=1, le=1000, description="Each iteration closes gaps by one minute from each side."
+    )
+
+
+@dg.op(pool="duckdb_write")
+def fill_gaps_op(context: dg.OpExecutionContext, config: GapFillConfig, warehouse: WarehouseResource):
+    """Fill the gaps of every stored day in range and report the partitions that changed."""
+    first, last = (
+        calendar.parse_range(config.start or calendar.FIRST_DAY, config.end or calendar.last_day())
+    )
+    for symbol in normalize_symbols(config.symbols):
+        days = [d for d in warehouse.lake.days("bars_1m", symbol) if first <= d <= last]
+        stored = warehouse.read_bars(symbol, days)
+        filled = core_bars.fill_gaps(stored, days, config.max_iterations)
+        new = filled.loc[filled["is_filled"] & ~filled["ts"].isin(stored["ts"])]
+        results = warehouse.store_bars(symbol, new, days)
+        changed = [r for r in results if r.written]
+        for result in changed:
+            warehouse.store_derived(symbol, result.day)
+            for asset in ("bars_1m", "derived_bars"):
+                yield dg.AssetMaterialization(
+                    asset_key=asset,
+                    partition=partition_key(symbol, result.day),
+                    metadata={"filled_minutes": result.filled_minutes,
+                              "missing_minutes": result.missing_minutes},
+                )  # fmt: skip
+        context.log.info(
+            f"{symbol}: {len(days)} stored day(s), {len(new)} minute(s) filled, "
+            f"{sum(r.missing_minutes for r in results)} still missing"
+        )
+    warehouse.catalog.refresh_views()
+
+
+@dg.job(description="Fill missing 1-minute bars inside XNYS sessions (is_filled = true).")
+def gap_fill_job():
+    fill_gaps_op()

@@ -1,0 +1,139 @@
+"""The DuckDB catalog `warehouse.duckdb`: views over the lake and the relational tables.
+
+Writes are short transactions. DuckDB lets one process at a time open the file for
+writing, so a connection that finds the file locked waits and tries again for a while
+before it gives up. Readers of bars and features go to the Parquet lake instead
+(`Lake.query`), never to this file.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from stock_assets.resources.lake import Lake
+
+INGEST_STATUS_DDL = """
+CREATE TABLE IF NOT EXISTS ingest_status (
+    symbol VARCHAR NOT NULL,
+    date DATE NOT NULL,
+    status VARCHAR NOT NULL CHECK (status IN ('ok', 'partial', 'empty', 'failed')),
+    provider VARCHAR,
+    rows INTEGER NOT NULL,
+    missing_minutes INTEGER NOT NULL,
+    message VARCHAR,
+    updated_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (symbol, date)
+)
+"""
+INGEST_STATUS_COLUMNS = [
+    "symbol", "date", "status", "provider", "rows", "missing_minutes", "message", "updated_at",
+]  # fmt: skip
+
+BAR_VIEW_COLUMNS = {
+    "symbol": "VARCHAR",
+    "ts": "TIMESTAMPTZ",
+    "open": "DOUBLE",
+    "high": "DOUBLE",
+    "low": "DOUBLE",
+    "close": "DOUBLE",
+    "volume": "DOUBLE",
+    "vwap": "DOUBLE",
+    "trade_count": "BIGINT",
+}
+DERIVED_VIEW_COLUMNS = {**BAR_VIEW_COLUMNS, "minutes": "INTEGER", "filled_minutes": "INTEGER"}
+# view name -> (lake dataset, its columns and types)
+LAKE_VIEWS: dict[str, tuple[str, dict[str, str]]] = {
+    "bars": ("bars_1m", {**BAR_VIEW_COLUMNS, "source": "VARCHAR", "is_filled": "BOOLEAN"}),
+    **{
+        f"bars_{interval}": (f"bars_{interval}", DERIVED_VIEW_COLUMNS)
+        for interval in ("5m", "15m", "30m", "1h", "1d")
+    },
+}
+LOCK_WAIT_SECONDS = 60.0
+
+
+def lake_select(lake: Lake, dataset: str, columns: dict[str, str], symbol: str = "*") -> str:
+    """SQL selecting `columns` from a lake dataset (an empty typed relation when it has none)."""
+    if not lake.has_files(dataset):
+        typed = ", ".join(f"CAST(NULL AS {kind}) AS {name}" for name, kind in columns.items())
+        return f"SELECT {typed} WHERE false"
+    glob = lake.glob(dataset, symbol).replace("'", "''")
+    names = ", ".join(columns)
+    return (
+        f"SELECT {names} FROM read_parquet('{glob}', hive_partitioning = true, "
+        "hive_types = {'symbol': VARCHAR, 'date': DATE}, union_by_name = true)"
+    )
+
+
+class Catalog:
+    def __init__(self, path: str | Path, lake: Lake):
+        self.path = Path(path)
+        self.lake = lake
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection with the schema in place; waits while another process
+        holds the file."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        delay = 0.05
+        while True:
+            try:
+                connection = duckdb.connect(str(self.path))
+                break
+            except duckdb.IOException as error:
+                if "lock" not in str(error).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay + random.uniform(0, delay))
+                delay = min(delay * 2, 1.0)
+        try:
+            connection.execute(INGEST_STATUS_DDL)
+            yield connection
+        finally:
+            connection.close()
+
+    def refresh_views(self, extra: dict[str, tuple[str, dict[str, str]]] | None = None) -> None:
+        """(Re)create the views over the lake, so new datasets and a moved home show up."""
+        views = {**LAKE_VIEWS, **(extra or {})}
+        with self.connect() as connection:
+            for view, (dataset, columns) in views.items():
+                select = lake_select(self.lake, dataset, columns)
+                connection.execute(f"CREATE OR REPLACE VIEW {view} AS {select}")
+
+    def upsert_ingest_status(self, rows: pd.DataFrame) -> None:
+        """Record per (symbol, date) outcomes; a row whose outcome did not change keeps its
+        `updated_at`, so a re-run changes nothing that was already right."""
+        if rows.empty:
+            return
+        frame = rows[INGEST_STATUS_COLUMNS]
+        with self.connect() as connection:
+            connection.register("incoming", frame)
+            connection.execute(
+                """
+                INSERT INTO ingest_status SELECT * FROM incoming
+                ON CONFLICT (symbol, date) DO UPDATE SET
+                    status = excluded.status, provider = excluded.provider,
+                    rows = excluded.rows, missing_minutes = excluded.missing_minutes,
+                    message = excluded.message, updated_at = excluded.updated_at
+                WHERE (ingest_status.status, ingest_status.provider, ingest_status.rows,
+                       ingest_status.missing_minutes, ingest_status.message)
+                   IS DISTINCT FROM (excluded.status, excluded.provider, excluded.rows,
+                       excluded.missing_minutes, excluded.message)
+                """
+            )
+
+    def ingest_status(self, symbol: str | None = None) -> pd.DataFrame:
+        with self.connect() as connection:
+            query = "SELECT * FROM ingest_status"
+            params: list[str] = []
+            if symbol:
+                query += " WHERE symbol = ?"
+                params.append(symbol)
+            return connection.execute(query + " ORDER BY symbol, date", params).df()

@@ -1,0 +1,123 @@
+"""The Parquet lake: the one place that knows where partitions live and how they are written.
+
+Layout (hive-style): `<home>/lake/<dataset>/symbol=SPY/date=2024-03-04/part.parquet`.
+A partition is written to a hidden temporary file in its directory, flushed to disk and
+moved into place with `os.replace`, so readers see the old file or the new one, never a
+half-written one. A write whose content equals the stored file is skipped, so re-runs
+leave partitions byte-identical.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from stock_assets.core.symbols import normalize_symbol
+
+PART_NAME = "part.parquet"
+_TYPES = {pa.int64(): pd.Int64Dtype()}
+
+
+class CorruptPartition(RuntimeError):
+    """A stored partition file that cannot be read; the message names the file."""
+
+
+class Lake:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def dataset_dir(self, dataset: str) -> Path:
+        return self.root / dataset
+
+    def partition_path(self, dataset: str, symbol: str, day: dt.date) -> Path:
+        symbol = normalize_symbol(symbol)
+        return self.root / dataset / f"symbol={symbol}" / f"date={day.isoformat()}" / PART_NAME
+
+    def glob(self, dataset: str, symbol: str = "*") -> str:
+        """The DuckDB glob of a dataset's partitions (optionally one symbol's)."""
+        part = "*" if symbol == "*" else f"symbol={normalize_symbol(symbol)}"
+        return str(self.root / dataset / part / "*" / PART_NAME)
+
+    def has_files(self, dataset: str) -> bool:
+        return any(self.dataset_dir(dataset).glob(f"symbol=*/date=*/{PART_NAME}"))
+
+    def days(self, dataset: str, symbol: str) -> list[dt.date]:
+        """The days stored for one symbol, oldest first."""
+        base = self.root / dataset / f"symbol={normalize_symbol(symbol)}"
+        if not base.is_dir():
+            return []
+        found = [
+            dt.date.fromisoformat(entry.name.removeprefix("date="))
+            for entry in base.iterdir()
+            if entry.name.startswith("date=") and (entry / PART_NAME).is_file()
+        ]
+        return sorted(found)
+
+    def symbols(self, dataset: str) -> list[str]:
+        base = self.dataset_dir(dataset)
+        if not base.is_dir():
+            return []
+        return sorted(e.name.removeprefix("symbol=") for e in base.iterdir() if e.is_dir())
+
+    def read(self, dataset: str, symbol: str, day: dt.date) -> pd.DataFrame | None:
+        """One partition as a frame, None when it does not exist."""
+        path = self.partition_path(dataset, symbol, day)
+        if not path.is_file():
+            return None
+        try:
+            return pq.read_table(path).to_pandas(types_mapper=_TYPES.get)
+        except (OSError, pa.ArrowException) as error:
+            raise CorruptPartition(f"{path}: unreadable partition ({error})") from error
+
+    def read_days(self, dataset: str, symbol: str, days: list[dt.date]) -> pd.DataFrame | None:
+        """The stored partitions of the given days, concatenated in order (None if none)."""
+        paths = [self.partition_path(dataset, symbol, day) for day in sorted(days)]
+        paths = [str(path) for path in paths if path.is_file()]
+        if not paths:
+            return None
+        try:
+            table = pq.ParquetDataset(paths).read()
+        except (OSError, pa.ArrowException) as error:
+            raise CorruptPartition(f"{dataset}/{symbol}: unreadable partition ({error})") from error
+        return table.to_pandas(types_mapper=_TYPES.get)
+
+    def write(self, dataset: str, symbol: str, day: dt.date, table: pa.Table) -> bool:
+        """Store one partition atomically; False when the stored one was already equal."""
+        path = self.partition_path(dataset, symbol, day)
+        if path.is_file():
+            try:
+                if pq.read_table(path).equals(table):
+                    return False
+            except (OSError, pa.ArrowException):
+                pass  # a corrupt stored file is simply replaced
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.parent / f".{PART_NAME}.{uuid.uuid4().hex}.tmp"
+        try:
+            with open(temporary, "wb") as handle:
+                pq.write_table(table, handle, compression="zstd")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
+        _fsync_dir(path.parent)
+        return True
+
+    def query(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection for reading the lake without touching the catalog."""
+        return duckdb.connect(":memory:")
+
+
+def _fsync_dir(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

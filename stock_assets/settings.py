@@ -1,0 +1,36 @@
+"""Where the program keeps its files: everything under STOCK_ASSETS_HOME (default ./data)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_HOME = "data"
+
+
+def home() -> Path:
+    """STOCK_ASSETS_HOME as an absolute path (created if missing)."""
+    path = Path(os.environ.get("STOCK_ASSETS_HOME", DEFAULT_HOME)).expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def dagster_home() -> Path:
+    """DAGSTER_HOME (default <home>/dagster), holding the instance's dagster.yaml."""
+    raw = os.environ.get("DAGSTER_HOME")
+    path = Path(raw).expanduser().resolve() if raw else home() / "dagster"
+    path.mkdir(parents=True, exist_ok=True)
+    config = path / "dagster.yaml"
+    if not config.exists():
+        shutil.copyfile(PACKAGE_DIR / "dagster.yaml", config)
+    return path
+
+
+def use_dagster_home() -> Path:
+    """Point this process (and the processes it starts) at the instance under DAGSTER_HOME."""
+    path = dagster_home()
+    os.environ["DAGSTER_HOME"] = str(path)
+    os.environ.setdefault("STOCK_ASSETS_HOME", str(home()))
+    return path
