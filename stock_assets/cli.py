@@ -111,7 +111,7 @@ def ingest(symbols: list[str], days: list[dt.date], providers: str | None,
     known = set(instance.get_dynamic_partitions("symbols"))
     if new := [s for s in symbols if s not in known]:
         instance.add_dynamic_partitions("symbols", new)
-    job = _defs().get_job_def("ingest_job")
+    job = _defs().resolve_job_def("ingest_job")
     config = {
         "ops": {"bars_1m": {"config": {"providers": providers, "refetch": refetch}}},
         "loggers": {"console": {"config": {"log_level": "WARNING"}}},
@@ -235,7 +235,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
               "start": args.start, "end": args.end}  # fmt: skip
     result = (
         _defs()
-        .get_job_def("gap_fill_job")
+        .resolve_job_def("gap_fill_job")
         .execute_in_process(
             run_config={
                 "ops": {"fill_gaps_op": {"config": config}},

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dagster as dg
 
-from stock_assets import settings
 from stock_assets.assets.bars import bars_1m, bars_1m_ohlc_consistent, bars_1m_unique_ts, derived_bars
 from stock_assets.assets.partitions import bars_partitions
 from stock_assets.jobs.gap_fill import gap_fill_job
@@ -19,27 +18,14 @@ ingest_job = dg.define_asset_job(
 )
 
 
-def market_data_resource() -> MarketDataResource:
-    """Providers from STOCK_ASSETS_PROVIDERS (default auto); Alpaca keys as EnvVars."""
+def resources() -> dict[str, dg.ConfigurableResource]:
+    """Resources read their settings from the environment when used; Alpaca keys come in
+    as EnvVars when set, so they never show in the UI or run config."""
     names = alpaca_env_vars()
     keys = {}
     if names:
         keys = {"alpaca_key_id": dg.EnvVar(names[0]), "alpaca_secret_key": dg.EnvVar(names[1])}
-    import os
-
-    return MarketDataResource(
-        providers=os.environ.get("STOCK_ASSETS_PROVIDERS", "auto"),
-        alpaca_feed=os.environ.get("ALPACA_FEED", "iex"),
-        csv_path=os.environ.get("STOCK_ASSETS_CSV_PATH") or None,
-        **keys,
-    )
-
-
-def resources() -> dict[str, dg.ConfigurableResource]:
-    return {
-        "market_data": market_data_resource(),
-        "warehouse": WarehouseResource(home=str(settings.home())),
-    }
+    return {"market_data": MarketDataResource(**keys), "warehouse": WarehouseResource()}
 
 
 defs = dg.Definitions(

@@ -47,7 +47,7 @@ def ingest_symbol(
         fetched,
         symbol,
         {s.day: s.rows for s in stored},
-        {s.day: s.missing_minutes for s in stored},
+        {s.day: s.missing_minutes + s.filled_minutes for s in stored},
     )
     now = datetime.now(UTC)
     status_rows = pd.DataFrame(
@@ -57,7 +57,7 @@ def ingest_symbol(
             "status": [o.status for o in outcomes],
             "provider": [o.provider for o in outcomes],
             "rows": [s.rows for s in stored],
-            "missing_minutes": [s.missing_minutes for s in stored],
+            "missing_minutes": [s.missing_minutes + s.filled_minutes for s in stored],
             "message": [o.message for o in outcomes],
             "updated_at": now,
         }

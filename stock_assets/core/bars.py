@@ -32,7 +32,8 @@ def conform(frame: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
     Missing optional columns (vwap, trade_count, source, is_filled) get NaN/NA, the given
     source and False. `ts` becomes UTC (naive timestamps are taken as UTC).
     """
-    out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
+    frame = frame.reset_index(drop=True)
+    out = pd.DataFrame(index=frame.index)
     ts = pd.to_datetime(frame["ts"].to_numpy() if len(frame) else [], utc=True)
     out["ts"] = pd.DatetimeIndex(ts).as_unit("ns")
     for column in ["open", "high", "low", "close", "volume", "vwap"]:
@@ -57,9 +58,7 @@ def session_position(ts: pd.Series | pd.DatetimeIndex) -> tuple[np.ndarray, np.n
     A timestamp is inside a session when open <= ts < close of the latest session that
     opened at or before it.
     """
-    schedule = calendar._schedule()
-    opens = schedule["open"].to_numpy().astype("datetime64[ns]").view("int64")
-    closes = schedule["close"].to_numpy().astype("datetime64[ns]").view("int64")
+    _, opens, closes = calendar.bounds_ns()
     values = pd.DatetimeIndex(ts).as_unit("ns").asi8
     index = np.searchsorted(opens, values, "right") - 1
     safe = np.clip(index, 0, len(opens) - 1)
@@ -70,7 +69,7 @@ def session_position(ts: pd.Series | pd.DatetimeIndex) -> tuple[np.ndarray, np.n
 def bar_days(ts: pd.Series | pd.DatetimeIndex) -> np.ndarray:
     """The session date of each in-session timestamp (object array of datetime.date)."""
     index, _ = session_position(ts)
-    return np.asarray(calendar._schedule().index)[index]
+    return calendar.bounds_ns()[0][index]
 
 
 @dataclass
@@ -214,7 +213,7 @@ def resample_bars(bars: pd.DataFrame, interval: str) -> pd.DataFrame:
     session, inside = session_position(bars["ts"])
     if not inside.all():
         raise ValueError("bars outside XNYS sessions cannot be resampled")
-    opens = calendar._schedule()["open"].to_numpy().astype("datetime64[ns]").view("int64")
+    opens = calendar.bounds_ns()[1]
     ts = pd.DatetimeIndex(bars["ts"]).asi8
     open_ns = opens[session]
     width = INTERVALS[interval]

@@ -34,6 +34,15 @@ def _schedule() -> pd.DataFrame:
     return schedule
 
 
+@lru_cache(maxsize=1)
+def bounds_ns() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All sessions as arrays: dates, opens and closes (UTC nanoseconds), in order."""
+    schedule = _schedule()
+    opens = pd.DatetimeIndex(schedule["open"]).as_unit("ns").asi8
+    closes = pd.DatetimeIndex(schedule["close"]).as_unit("ns").asi8
+    return np.asarray(schedule.index), opens, closes
+
+
 def last_day() -> dt.date:
     """The last day the calendar knows (about a year ahead of today)."""
     return _calendar().last_session.date()

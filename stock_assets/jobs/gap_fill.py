@@ -20,7 +20,7 @@ class GapFillConfig(dg.Config):
     )
 
 
-@dg.op(pool="duckdb_write")
+@dg.op(out={}, pool="duckdb_write")
 def fill_gaps_op(context: dg.OpExecutionContext, config: GapFillConfig, warehouse: WarehouseResource):
     """Fill the gaps of every stored day in range and report the partitions that changed."""
     first, last = (

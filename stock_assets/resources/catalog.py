@@ -65,7 +65,7 @@ def lake_select(lake: Lake, dataset: str, columns: dict[str, str], symbol: str =
         typed = ", ".join(f"CAST(NULL AS {kind}) AS {name}" for name, kind in columns.items())
         return f"SELECT {typed} WHERE false"
     glob = lake.glob(dataset, symbol).replace("'", "''")
-    names = ", ".join(columns)
+    names = ", ".join(f"CAST({name} AS {kind}) AS {name}" for name, kind in columns.items())
     return (
         f"SELECT {names} FROM read_parquet('{glob}', hive_partitioning = true, "
         "hive_types = {'symbol': VARCHAR, 'date': DATE}, union_by_name = true)"

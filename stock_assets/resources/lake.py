@@ -98,6 +98,8 @@ class Lake:
             except (OSError, pa.ArrowException):
                 pass  # a corrupt stored file is simply replaced
         path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in path.parent.glob(f".{PART_NAME}.*.tmp"):  # left by a killed writer
+            stale.unlink(missing_ok=True)
         temporary = path.parent / f".{PART_NAME}.{uuid.uuid4().hex}.tmp"
         try:
             with open(temporary, "wb") as handle:

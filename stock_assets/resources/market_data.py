@@ -74,12 +74,14 @@ class Fetched:
 
 
 class MarketDataResource(dg.ConfigurableResource):
-    """Where bars come from: `providers` is a comma-separated order (or `auto`)."""
+    """Where bars come from. Unset fields are read from the environment when used:
+    STOCK_ASSETS_PROVIDERS (default `auto`), ALPACA_FEED (default `iex`),
+    ALPACA_DATA_URL, STOCK_ASSETS_CSV_PATH and the Alpaca key aliases."""
 
-    providers: str = "auto"
+    providers: str | None = None
     alpaca_key_id: str | None = None
     alpaca_secret_key: str | None = None
-    alpaca_feed: str = "iex"
+    alpaca_feed: str | None = None
     alpaca_data_url: str | None = None
     synthetic_seed: int = 0
     csv_path: str | None = None
@@ -88,7 +90,8 @@ class MarketDataResource(dg.ConfigurableResource):
 
     def chain(self, order: str | None = None) -> list[Provider]:
         """The providers in order (`order` overrides the configured one)."""
-        return [self._provider(name) for name in parse_provider_order(order or self.providers)]
+        order = order or self.providers or os.environ.get("STOCK_ASSETS_PROVIDERS") or "auto"
+        return [self._provider(name) for name in parse_provider_order(order)]
 
     def _provider(self, name: str) -> Provider:
         if name == "alpaca":
@@ -101,7 +104,8 @@ class MarketDataResource(dg.ConfigurableResource):
                     raise ValueError("provider alpaca needs ALPACA_API_KEY_ID and ALPACA_API_SECRET_KEY")
                 key, secret = os.environ[names[0]], os.environ[names[1]]
             url = self.alpaca_data_url or os.environ.get("ALPACA_DATA_URL") or None
-            return AlpacaProvider(key, secret, feed=self.alpaca_feed, url_override=url)
+            feed = self.alpaca_feed or os.environ.get("ALPACA_FEED") or "iex"
+            return AlpacaProvider(key, secret, feed=feed, url_override=url)
         if name == "yahoo":
             from stock_assets.resources.providers.yahoo import YahooProvider
 
@@ -109,9 +113,10 @@ class MarketDataResource(dg.ConfigurableResource):
         if name == "csv":
             from stock_assets.resources.providers.csv import CsvProvider
 
-            if not self.csv_path:
-                raise ValueError("provider csv needs a path (csv_path / --csv PATH)")
-            return CsvProvider(self.csv_path, label=self.csv_label, timezone=self.csv_timezone)
+            path = self.csv_path or os.environ.get("STOCK_ASSETS_CSV_PATH")
+            if not path:
+                raise ValueError("provider csv needs a path (--csv PATH or STOCK_ASSETS_CSV_PATH)")
+            return CsvProvider(path, label=self.csv_label, timezone=self.csv_timezone)
         from stock_assets.resources.providers.synthetic import SyntheticProvider
 
         return SyntheticProvider(seed=self.synthetic_seed)
@@ -174,7 +179,7 @@ def day_outcomes(fetched: Fetched, symbol: str, stored_rows: dict[dt.date, int],
                 message = f"no provider has data for {symbol}: {why}"
                 outcomes.append(DayOutcome(day, "failed", providers, message))
         elif missing.get(day, 0):
-            message = f"{missing[day]} session minutes missing after {why or 'all providers'}"
+            message = f"{missing[day]} session minutes without a real bar from {providers}"
             outcomes.append(DayOutcome(day, "partial", providers, message))
         else:
             outcomes.append(DayOutcome(day, "ok", providers, ""))

@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from stock_assets import settings
 from stock_assets.core import bars as core_bars
 from stock_assets.resources.catalog import Catalog
 from stock_assets.resources.lake import Lake
@@ -51,17 +53,24 @@ class StoredDay:
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The lake (`<home>/lake`) and the catalog (`<home>/warehouse.duckdb`)."""
+    """The lake (`<home>/lake`) and the catalog (`<home>/warehouse.duckdb`).
 
-    home: str
+    `home` defaults to STOCK_ASSETS_HOME as it is when the resource is first used.
+    """
+
+    home: str | None = None
+
+    @cached_property
+    def root(self) -> Path:
+        return Path(self.home) if self.home else settings.home()
 
     @cached_property
     def lake(self) -> Lake:
-        return Lake(f"{self.home}/lake")
+        return Lake(self.root / "lake")
 
     @cached_property
     def catalog(self) -> Catalog:
-        return Catalog(f"{self.home}/warehouse.duckdb", self.lake)
+        return Catalog(self.root / "warehouse.duckdb", self.lake)
 
     def read_bars(self, symbol: str, days: list[dt.date]) -> pd.DataFrame:
         """The stored 1-minute bars of the given days (an empty frame when none)."""

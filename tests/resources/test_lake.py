@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import textwrap
+
+import duckdb
+import pandas as pd
+import pytest
+
+from stock_assets.core import bars as core_bars
+from stock_assets.core import calendar
+from stock_assets.core.symbols import InvalidSymbol
+from stock_assets.resources.lake import CorruptPartition, Lake
+from stock_assets.resources.warehouse import BARS_SCHEMA, WarehouseResource, to_table
+
+DAY = dt.date(2024, 3, 8)
+
+
+def session_bars(day=DAY, price=100.0, drop=()):
+    minutes = calendar.session_minutes(day)
+    frame = pd.DataFrame({"ts": minutes, "open": price, "high": price + 1, "low": price - 1,
+                          "close": price, "volume": 100.0, "vwap": price, "trade_count": 3})  # fmt: skip
+    return core_bars.conform(frame.drop(index=list(drop)), source="test")
+
+
+def test_partition_paths_are_hive_style_and_reject_bad_symbols(tmp_path):
+    lake = Lake(tmp_path)
+    path = lake.partition_path("bars_1m", "spy", DAY)
+    assert path == tmp_path / "bars_1m" / "symbol=SPY" / "date=2024-03-08" / "part.parquet"
+    with pytest.raises(InvalidSymbol):
+        lake.partition_path("bars_1m", "../x", DAY)
+
+
+def test_rewriting_equal_content_leaves_the_file_byte_identical(tmp_path):
+    lake = Lake(tmp_path)
+    table = to_table(session_bars(), BARS_SCHEMA)
+    assert lake.write("bars_1m", "SPY", DAY, table) is True
+    path = lake.partition_path("bars_1m", "SPY", DAY)
+    before, mtime = path.read_bytes(), path.stat().st_mtime_ns
+    assert lake.write("bars_1m", "SPY", DAY, to_table(session_bars(), BARS_SCHEMA)) is False
+    assert path.read_bytes() == before and path.stat().st_mtime_ns == mtime
+    assert list(path.parent.iterdir()) == [path]
+
+
+@pytest.mark.parametrize("crash_point", ["before_replace", "mid_write"])
+def test_a_writer_killed_midway_leaves_the_old_partition_intact(tmp_path, crash_point):
+    lake = Lake(tmp_path)
+    lake.write("bars_1m", "SPY", DAY, to_table(session_bars(price=100.0), BARS_SCHEMA))
+    path = lake.partition_path("bars_1m", "SPY", DAY)
+    original = path.read_bytes()
+    script = textwrap.dedent(
+        f"""
+        import os, signal, datetime as dt
+        import pyarrow.parquet as pq
+        from stock_assets.resources import lake as lake_module
+        from tests.resources.test_lake import session_bars
+        from stock_assets.resources.warehouse import BARS_SCHEMA, to_table
+        def die(*args, **kwargs):
+            os.kill(os.getpid(), signal.SIGKILL)
+        if {crash_point!r} == "before_replace":
+            lake_module.os.replace = die
+        else:
+            real = pq.write_table
+            def half(table, where, **kw):
+                real(table.slice(0, 10), where, **kw)
+                die()
+            lake_module.pq.write_table = half
+        lake = lake_module.Lake({str(tmp_path)!r})
+        lake.write("bars_1m", "SPY", dt.date(2024, 3, 8), to_table(session_bars(price=200.0), BARS_SCHEMA))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=str(Lake.__module__ and "."), check=False)
+    assert done.returncode == -9
+    assert path.read_bytes() == original
+    assert lake.days("bars_1m", "SPY") == [DAY]
+    assert lake.read("bars_1m", "SPY", DAY)["close"].unique().tolist() == [100.0]
+    # a later write cleans up the killed writer's temporary file
+    lake.write("bars_1m", "SPY", DAY, to_table(session_bars(price=300.0), BARS_SCHEMA))
+    assert [p.name for p in path.parent.iterdir()] == ["part.parquet"]
+
+
+def test_corrupt_partition_is_reported_with_its_path(tmp_path):
+    lake = Lake(tmp_path)
+    path = lake.partition_path("bars_1m", "SPY", DAY)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not parquet at all")
+    with pytest.raises(CorruptPartition, match="date=2024-03-08"):
+        lake.read("bars_1m", "SPY", DAY)
+    # storing good data replaces the corrupt file
+    lake.write("bars_1m", "SPY", DAY, to_table(session_bars(), BARS_SCHEMA))
+    assert len(lake.read("bars_1m", "SPY", DAY)) == 390
+
+
+def test_store_bars_merges_only_missing_bars_and_reports_gaps(tmp_path):
+    warehouse = WarehouseResource(home=str(tmp_path))
+    first = warehouse.store_bars("SPY", session_bars(drop=[5, 6]), [DAY])
+    assert (first[0].rows, first[0].missing_minutes, first[0].written) == (388, 2, True)
+    second = warehouse.store_bars("SPY", session_bars(price=999.0), [DAY])
+    assert (second[0].rows, second[0].missing_minutes, second[0].written) == (390, 0, True)
+    stored = warehouse.read_bars("SPY", [DAY])
+    assert sorted(stored["close"].unique()) == [100.0, 999.0]
+    assert (stored["close"] == 999.0).sum() == 2
+    third = warehouse.store_bars("SPY", session_bars(price=5.0), [DAY])
+    assert third[0].written is False
+
+
+def test_catalog_views_expose_exact_bar_columns(tmp_path):
+    warehouse = WarehouseResource(home=str(tmp_path))
+    warehouse.catalog.refresh_views()  # before any data: typed, empty
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        assert con.execute("SELECT count(*) FROM bars").fetchone() == (0,)
+    warehouse.store_bars("SPY", session_bars(), [DAY])
+    warehouse.store_derived("SPY", DAY)
+    warehouse.catalog.refresh_views()
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        described = con.execute("DESCRIBE bars").fetchall()
+        assert [(name, kind) for name, kind, *_ in described] == [
+            ("symbol", "VARCHAR"), ("ts", "TIMESTAMP WITH TIME ZONE"), ("open", "DOUBLE"),
+            ("high", "DOUBLE"), ("low", "DOUBLE"), ("close", "DOUBLE"), ("volume", "DOUBLE"),
+            ("vwap", "DOUBLE"), ("trade_count", "BIGINT"), ("source", "VARCHAR"),
+            ("is_filled", "BOOLEAN"),
+        ]  # fmt: skip
+        assert con.execute("SELECT count(*), min(symbol) FROM bars").fetchone() == (390, "SPY")
+        assert con.execute("SELECT count(*) FROM bars_5m").fetchone() == (78,)
+        assert con.execute("SELECT count(*) FROM bars_1d").fetchone() == (1,)
