@@ -59,12 +59,12 @@ LAKE_VIEWS: dict[str, tuple[str, dict[str, str]]] = {
 LOCK_WAIT_SECONDS = 60.0
 
 
-def lake_select(lake: Lake, dataset: str, columns: dict[str, str], symbol: str = "*") -> str:
+def lake_select(lake: Lake, dataset: str, columns: dict[str, str]) -> str:
     """SQL selecting `columns` from a lake dataset (an empty typed relation when it has none)."""
     if not lake.has_files(dataset):
         typed = ", ".join(f"CAST(NULL AS {kind}) AS {name}" for name, kind in columns.items())
         return f"SELECT {typed} WHERE false"
-    glob = lake.glob(dataset, symbol).replace("'", "''")
+    glob = lake.glob(dataset).replace("'", "''")
     names = ", ".join(f"CAST({name} AS {kind}) AS {name}" for name, kind in columns.items())
     return (
         f"SELECT {names} FROM read_parquet('{glob}', hive_partitioning = true, "

@@ -36,21 +36,26 @@ class Lake:
     def dataset_dir(self, dataset: str) -> Path:
         return self.root / dataset
 
-    def partition_path(self, dataset: str, symbol: str, day: dt.date) -> Path:
-        symbol = normalize_symbol(symbol)
-        return self.root / dataset / f"symbol={symbol}" / f"date={day.isoformat()}" / PART_NAME
+    def partition_path(self, dataset: str, symbol: str | None, day: dt.date) -> Path:
+        """`<dataset>/symbol=S/date=D/part.parquet`, or `<dataset>/date=D/part.parquet` for
+        datasets partitioned by day alone (symbol None)."""
+        base = self.root / dataset
+        if symbol is not None:
+            base = base / f"symbol={normalize_symbol(symbol)}"
+        return base / f"date={day.isoformat()}" / PART_NAME
 
-    def glob(self, dataset: str, symbol: str = "*") -> str:
-        """The DuckDB glob of a dataset's partitions (optionally one symbol's)."""
-        part = "*" if symbol == "*" else f"symbol={normalize_symbol(symbol)}"
-        return str(self.root / dataset / part / "*" / PART_NAME)
+    def glob(self, dataset: str) -> str:
+        """The DuckDB glob of a dataset's partitions."""
+        return str(self.root / dataset / "**" / PART_NAME)
 
     def has_files(self, dataset: str) -> bool:
-        return any(self.dataset_dir(dataset).glob(f"symbol=*/date=*/{PART_NAME}"))
+        return any(self.dataset_dir(dataset).glob(f"**/{PART_NAME}"))
 
-    def days(self, dataset: str, symbol: str) -> list[dt.date]:
-        """The days stored for one symbol, oldest first."""
-        base = self.root / dataset / f"symbol={normalize_symbol(symbol)}"
+    def days(self, dataset: str, symbol: str | None) -> list[dt.date]:
+        """The days stored for one symbol (or for a day-partitioned dataset), oldest first."""
+        base = self.root / dataset
+        if symbol is not None:
+            base = base / f"symbol={normalize_symbol(symbol)}"
         if not base.is_dir():
             return []
         found = [
@@ -66,7 +71,7 @@ class Lake:
             return []
         return sorted(e.name.removeprefix("symbol=") for e in base.iterdir() if e.is_dir())
 
-    def read(self, dataset: str, symbol: str, day: dt.date) -> pd.DataFrame | None:
+    def read(self, dataset: str, symbol: str | None, day: dt.date) -> pd.DataFrame | None:
         """One partition as a frame, None when it does not exist."""
         path = self.partition_path(dataset, symbol, day)
         if not path.is_file():
@@ -76,7 +81,7 @@ class Lake:
         except (OSError, pa.ArrowException) as error:
             raise CorruptPartition(f"{path}: unreadable partition ({error})") from error
 
-    def read_days(self, dataset: str, symbol: str, days: list[dt.date]) -> pd.DataFrame | None:
+    def read_days(self, dataset: str, symbol: str | None, days: list[dt.date]) -> pd.DataFrame | None:
         """The stored partitions of the given days, concatenated in order (None if none)."""
         paths = [self.partition_path(dataset, symbol, day) for day in sorted(days)]
         paths = [str(path) for path in paths if path.is_file()]
@@ -88,7 +93,7 @@ class Lake:
             raise CorruptPartition(f"{dataset}/{symbol}: unreadable partition ({error})") from error
         return table.to_pandas(types_mapper=_TYPES.get)
 
-    def write(self, dataset: str, symbol: str, day: dt.date, table: pa.Table) -> bool:
+    def write(self, dataset: str, symbol: str | None, day: dt.date, table: pa.Table) -> bool:
         """Store one partition atomically; False when the stored one was already equal."""
         path = self.partition_path(dataset, symbol, day)
         if path.is_file():

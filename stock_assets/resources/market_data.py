@@ -105,7 +105,7 @@ class MarketDataResource(dg.ConfigurableResource):
                 key, secret = os.environ[names[0]], os.environ[names[1]]
             url = self.alpaca_data_url or os.environ.get("ALPACA_DATA_URL") or None
             feed = self.alpaca_feed or os.environ.get("ALPACA_FEED") or "iex"
-            return AlpacaProvider(key, secret, feed=feed, url_override=url)
+            return AlpacaProvider(key, secret, feed=feed, data_url=url)
         if name == "yahoo":
             from stock_assets.resources.providers.yahoo import YahooProvider
 
