@@ -157,6 +157,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     days = _days(args.start, args.end)
     if args.csv:
         os.environ["STOCK_ASSETS_CSV_PATH"] = os.path.abspath(args.csv)
+        os.environ["STOCK_ASSETS_CSV_LABEL"] = args.csv_label
     return ingest(symbols, days, args.provider, refetch=args.refetch)
 
 
@@ -287,6 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     ingest_p.add_argument("--end", help="last day, YYYY-MM-DD (default: today)")
     ingest_p.add_argument("--provider", help="provider order, e.g. alpaca,yahoo or synthetic or csv")
     ingest_p.add_argument("--csv", help="file or folder for the csv provider")
+    ingest_p.add_argument(
+        "--csv-label", default="start", choices=["start", "end"],
+        help="csv rows are labelled by the bar's start (default) or end minute",
+    )  # fmt: skip
     ingest_p.add_argument("--refetch", action="store_true", help="ask again for complete days")
 
     bars = add("bars", cmd_bars, "Print the latest stored bars of a symbol.")

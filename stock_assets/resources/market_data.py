@@ -76,7 +76,8 @@ class Fetched:
 class MarketDataResource(dg.ConfigurableResource):
     """Where bars come from. Unset fields are read from the environment when used:
     STOCK_ASSETS_PROVIDERS (default `auto`), ALPACA_FEED (default `iex`),
-    ALPACA_DATA_URL, STOCK_ASSETS_CSV_PATH and the Alpaca key aliases."""
+    ALPACA_DATA_URL, STOCK_ASSETS_CSV_PATH, STOCK_ASSETS_CSV_LABEL (`start` or `end`: is
+    each row labelled by its bar's first or last minute) and the Alpaca key aliases."""
 
     providers: str | None = None
     alpaca_key_id: str | None = None
@@ -85,7 +86,7 @@ class MarketDataResource(dg.ConfigurableResource):
     alpaca_data_url: str | None = None
     synthetic_seed: int = 0
     csv_path: str | None = None
-    csv_label: str = "start"
+    csv_label: str | None = None
     csv_timezone: str = "America/New_York"
 
     def chain(self, order: str | None = None) -> list[Provider]:
@@ -116,7 +117,8 @@ class MarketDataResource(dg.ConfigurableResource):
             path = self.csv_path or os.environ.get("STOCK_ASSETS_CSV_PATH")
             if not path:
                 raise ValueError("provider csv needs a path (--csv PATH or STOCK_ASSETS_CSV_PATH)")
-            return CsvProvider(path, label=self.csv_label, timezone=self.csv_timezone)
+            label = self.csv_label or os.environ.get("STOCK_ASSETS_CSV_LABEL") or "start"
+            return CsvProvider(path, label=label, timezone=self.csv_timezone)
         from stock_assets.resources.providers.synthetic import SyntheticProvider
 
         return SyntheticProvider(seed=self.synthetic_seed)
