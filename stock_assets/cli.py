@@ -143,8 +143,9 @@ def _summarize(symbols: list[str], days: list[dt.date], run_ids: dict[str, str])
         counts = mine["status"].value_counts()
         _print(
             f"{symbol:8} {len(days):>5} {counts.get('ok', 0):>4} {counts.get('partial', 0):>7} "
-            f"{counts.get('empty', 0):>5} {counts.get('failed', 0):>6} {int(mine['rows'].sum()):>9} "
-            f"{int(mine['missing_minutes'].sum()):>7}  {run_ids[symbol][:8]}"
+            f"{counts.get('empty', 0):>5} {counts.get('failed', 0):>6} "
+            f"{int(mine['rows'].sum()):>9} {int(mine['missing_minutes'].sum()):>7}  "
+            f"{run_ids[symbol][:8]}"
         )
         if len(mine) and (mine["status"] == "failed").all():
             failed.append(symbol)
@@ -256,7 +257,16 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 def cmd_dev(args: argparse.Namespace) -> int:
     settings.use_dagster_home()
-    command = ["dagster", "dev", "-h", args.host, "-p", str(args.port), "-m", "stock_assets.definitions"]
+    command = [
+        "dagster",
+        "dev",
+        "-h",
+        args.host,
+        "-p",
+        str(args.port),
+        "-m",
+        "stock_assets.definitions",
+    ]
     os.execvp(command[0], command)
     return EXIT_OK  # not reached
 
@@ -286,7 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest_p.add_argument("symbols", nargs="+", metavar="SYMBOL")
     ingest_p.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
     ingest_p.add_argument("--end", help="last day, YYYY-MM-DD (default: today)")
-    ingest_p.add_argument("--provider", help="provider order, e.g. alpaca,yahoo or synthetic or csv")
+    ingest_p.add_argument(
+        "--provider", help="provider order, e.g. alpaca,yahoo or synthetic or csv"
+    )
     ingest_p.add_argument("--csv", help="file or folder for the csv provider")
     ingest_p.add_argument(
         "--csv-label", default="start", choices=["start", "end"],

@@ -1,6 +1,5 @@
 """Lake assets for bars: bars_1m (fetched) and derived_bars (5m .. 1d, computed from 1m)."""
 
-
 from collections import Counter
 
 import dagster as dg
@@ -104,7 +103,10 @@ def derived_bars(
             rows.update(warehouse.store_derived(symbol, day))
     warehouse.catalog.refresh_views()
     return dg.MaterializeResult(
-        metadata={f"rows_{interval}": dg.MetadataValue.int(rows[interval]) for interval in DERIVED_INTERVALS}
+        metadata={
+            f"rows_{interval}": dg.MetadataValue.int(rows[interval])
+            for interval in DERIVED_INTERVALS
+        }
     )
 
 
@@ -135,8 +137,8 @@ def bars_1m_unique_ts(warehouse: WarehouseResource) -> dg.AssetCheckResult:
 def bars_1m_ohlc_consistent(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     bad = _lake_violations(
         warehouse,
-        "SELECT * FROM {bars} WHERE NOT (low <= least(open, close) AND high >= greatest(open, close)"
-        " AND low > 0)",
+        "SELECT * FROM {bars} WHERE NOT (low <= least(open, close)"
+        " AND high >= greatest(open, close) AND low > 0)",
     )
     return dg.AssetCheckResult(
         passed=bad.empty, metadata={"violations": len(bad), "sample": bad.head(5).to_markdown()}

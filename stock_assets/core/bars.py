@@ -37,10 +37,10 @@ def conform(frame: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
     ts = pd.to_datetime(frame["ts"].to_numpy() if len(frame) else [], utc=True)
     out["ts"] = pd.DatetimeIndex(ts).as_unit("ns")
     for column in ["open", "high", "low", "close", "volume", "vwap"]:
-        values = frame[column] if column in frame else np.nan
+        values = frame.get(column, np.nan)
         out[column] = pd.to_numeric(pd.Series(values, index=out.index), errors="coerce")
         out[column] = out[column].astype("float64")
-    counts = frame["trade_count"] if "trade_count" in frame else pd.NA
+    counts = frame.get("trade_count", pd.NA)
     counts = pd.to_numeric(pd.Series(counts, index=out.index), errors="coerce")
     out["trade_count"] = counts.round().astype("Int64")
     if "source" in frame and source is None:

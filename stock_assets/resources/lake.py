@@ -81,7 +81,9 @@ class Lake:
         except (OSError, pa.ArrowException) as error:
             raise CorruptPartition(f"{path}: unreadable partition ({error})") from error
 
-    def read_days(self, dataset: str, symbol: str | None, days: list[dt.date]) -> pd.DataFrame | None:
+    def read_days(
+        self, dataset: str, symbol: str | None, days: list[dt.date]
+    ) -> pd.DataFrame | None:
         """The stored partitions of the given days, concatenated in order (None if none)."""
         paths = [self.partition_path(dataset, symbol, day) for day in sorted(days)]
         paths = [str(path) for path in paths if path.is_file()]

@@ -26,17 +26,7 @@ from stock_assets.logs import get_logger, log_event
 from stock_assets.resources.providers.base import Provider, ProviderError
 
 PROVIDER_NAMES = ("alpaca", "yahoo", "synthetic", "csv")
-KEY_ID_VARS = ("ALPACA_API_KEY_ID", "ALPACA_KEY_ID", "APCA_API_KEY_ID")
-SECRET_VARS = ("ALPACA_API_SECRET_KEY", "ALPACA_SECRET_KEY", "APCA_API_SECRET_KEY")
 log = get_logger(__name__)
-
-
-def alpaca_env_vars() -> tuple[str, str] | None:
-    """The names of the first alias pair with both Alpaca key and secret set, if any."""
-    for key_var, secret_var in zip(KEY_ID_VARS, SECRET_VARS, strict=True):
-        if os.environ.get(key_var) and os.environ.get(secret_var):
-            return key_var, secret_var
-    return None
 
 
 def parse_provider_order(order: str) -> list[str]:
@@ -44,7 +34,9 @@ def parse_provider_order(order: str) -> list[str]:
     keys are set and synthetic otherwise."""
     names = [name.strip().lower() for name in order.split(",") if name.strip()]
     if names == ["auto"]:
-        return ["alpaca", "yahoo"] if alpaca_env_vars() else ["synthetic"]
+        from stock_assets.resources.providers.alpaca import alpaca_keys_from_env
+
+        return ["alpaca", "yahoo"] if alpaca_keys_from_env() else ["synthetic"]
     unknown = [name for name in names if name not in PROVIDER_NAMES]
     if unknown or not names:
         raise ValueError(
@@ -74,8 +66,9 @@ class Fetched:
 
 
 class MarketDataResource(dg.ConfigurableResource):
-    """Where bars come from. Unset fields are read from the environment when used:
-    STOCK_ASSETS_PROVIDERS (default `auto`), ALPACA_FEED (default `iex`),
+    """Where bars come from. Unset fields are read from the environment when used, so
+    keys never pass through run config or the UI: STOCK_ASSETS_PROVIDERS (default
+    `auto`), ALPACA_FEED (default `iex`),
     ALPACA_DATA_URL, STOCK_ASSETS_CSV_PATH, STOCK_ASSETS_CSV_LABEL (`start` or `end`: is
     each row labelled by its bar's first or last minute) and the Alpaca key aliases."""
 
@@ -98,15 +91,14 @@ class MarketDataResource(dg.ConfigurableResource):
         if name == "alpaca":
             from stock_assets.resources.providers.alpaca import AlpacaProvider
 
-            key, secret = self.alpaca_key_id, self.alpaca_secret_key
-            if not (key and secret):
-                names = alpaca_env_vars()
-                if names is None:
-                    raise ValueError("provider alpaca needs ALPACA_API_KEY_ID and ALPACA_API_SECRET_KEY")
-                key, secret = os.environ[names[0]], os.environ[names[1]]
-            url = self.alpaca_data_url or os.environ.get("ALPACA_DATA_URL") or None
-            feed = self.alpaca_feed or os.environ.get("ALPACA_FEED") or "iex"
-            return AlpacaProvider(key, secret, feed=feed, data_url=url)
+            if not (self.alpaca_key_id and self.alpaca_secret_key):
+                return AlpacaProvider.from_env()
+            return AlpacaProvider(
+                self.alpaca_key_id,
+                self.alpaca_secret_key,
+                feed=self.alpaca_feed or os.environ.get("ALPACA_FEED") or "iex",
+                data_url=self.alpaca_data_url or os.environ.get("ALPACA_DATA_URL") or None,
+            )
         if name == "yahoo":
             from stock_assets.resources.providers.yahoo import YahooProvider
 

@@ -58,7 +58,9 @@ def test_ingest_range_materializes_every_partition_in_one_run(home, defs_and_ins
     assert (status["rows"] + status["missing_minutes"]).tolist() == [390, 390, 390]
     assert set(status["provider"]) == {"synthetic"}
     with duckdb.connect(str(home / "warehouse.duckdb")) as con:
-        rows = con.execute("SELECT count(*), count(DISTINCT ts) FROM bars WHERE symbol='SPY'").fetchone()
+        rows = con.execute(
+            "SELECT count(*), count(DISTINCT ts) FROM bars WHERE symbol='SPY'"
+        ).fetchone()
         assert rows[0] == rows[1] == status["rows"].sum()
         assert con.execute("SELECT count(*) FROM bars_1d").fetchone() == (3,)
 
@@ -113,7 +115,9 @@ def test_asset_checks_pass_on_clean_data(home, defs_and_instance):
     assert bars_1m_ohlc_consistent(warehouse=warehouse).passed
 
 
-def test_failed_symbol_fails_the_run_and_records_why(home, defs_and_instance, tmp_path, monkeypatch):
+def test_failed_symbol_fails_the_run_and_records_why(
+    home, defs_and_instance, tmp_path, monkeypatch
+):
     defs, instance = defs_and_instance
     instance.add_dynamic_partitions("symbols", ["ZZZZ"])
     (tmp_path / "csvs").mkdir()

@@ -4,6 +4,7 @@ import datetime as dt
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -16,12 +17,15 @@ from stock_assets.resources.lake import CorruptPartition, Lake
 from stock_assets.resources.warehouse import BARS_SCHEMA, WarehouseResource, to_table
 
 DAY = dt.date(2024, 3, 8)
+REPO = Path(__file__).resolve().parents[2]
 
 
 def session_bars(day=DAY, price=100.0, drop=()):
     minutes = calendar.session_minutes(day)
-    frame = pd.DataFrame({"ts": minutes, "open": price, "high": price + 1, "low": price - 1,
-                          "close": price, "volume": 100.0, "vwap": price, "trade_count": 3})  # fmt: skip
+    frame = pd.DataFrame(
+        {"ts": minutes, "open": price, "high": price + 1, "low": price - 1, "close": price,
+         "volume": 100.0, "vwap": price, "trade_count": 3}
+    )  # fmt: skip
     return core_bars.conform(frame.drop(index=list(drop)), source="test")
 
 
@@ -68,10 +72,11 @@ def test_a_writer_killed_midway_leaves_the_old_partition_intact(tmp_path, crash_
                 die()
             lake_module.pq.write_table = half
         lake = lake_module.Lake({str(tmp_path)!r})
-        lake.write("bars_1m", "SPY", dt.date(2024, 3, 8), to_table(session_bars(price=200.0), BARS_SCHEMA))
+        table = to_table(session_bars(price=200.0), BARS_SCHEMA)
+        lake.write("bars_1m", "SPY", dt.date(2024, 3, 8), table)
         """
     )
-    done = subprocess.run([sys.executable, "-c", script], cwd=str(Lake.__module__ and "."), check=False)
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, check=False)
     assert done.returncode == -9
     assert path.read_bytes() == original
     assert lake.days("bars_1m", "SPY") == [DAY]
