@@ -17,7 +17,9 @@ _SECRET_ENV = (
     "ALPACA_KEY_ID",
     "APCA_API_KEY_ID",
 )
-_SECRET_HEADER = re.compile(r"(APCA-API-(?:KEY-ID|SECRET-KEY)['\"]?\s*[:=]\s*['\"]?)[^'\",\s}]+", re.I)
+_SECRET_HEADER = re.compile(
+    r"(APCA-API-(?:KEY-ID|SECRET-KEY)['\"]?\s*[:=]\s*['\"]?)[^'\",\s}]+", re.I
+)
 _STANDARD = set(vars(logging.makeLogRecord({})))
 
 

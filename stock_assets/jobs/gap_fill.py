@@ -1,6 +1,5 @@
 """The gap backfill job: fill missing session minutes from neighbouring bars, flagged."""
 
-
 import dagster as dg
 from pydantic import Field
 
@@ -13,18 +12,27 @@ from stock_assets.resources.warehouse import WarehouseResource
 
 class GapFillConfig(dg.Config):
     symbols: list[str] = Field(description="Symbols whose stored days are filled.")
-    start: str | None = Field(default=None, description="First day (YYYY-MM-DD); default: first stored.")
-    end: str | None = Field(default=None, description="Last day (YYYY-MM-DD); default: last stored.")
+    start: str | None = Field(
+        default=None, description="First day (YYYY-MM-DD); default: first stored."
+    )
+    end: str | None = Field(
+        default=None, description="Last day (YYYY-MM-DD); default: last stored."
+    )
     max_iterations: int = Field(
-        default=10, ge=1, le=1000, description="Each iteration closes gaps by one minute from each side."
+        default=10,
+        ge=1,
+        le=1000,
+        description="Each iteration closes gaps by one minute from each side.",
     )
 
 
 @dg.op(out={}, pool="duckdb_write")
-def fill_gaps_op(context: dg.OpExecutionContext, config: GapFillConfig, warehouse: WarehouseResource):
+def fill_gaps_op(
+    context: dg.OpExecutionContext, config: GapFillConfig, warehouse: WarehouseResource
+):
     """Fill the gaps of every stored day in range and report the partitions that changed."""
-    first, last = (
-        calendar.parse_range(config.start or calendar.FIRST_DAY, config.end or calendar.last_day())
+    first, last = calendar.parse_range(
+        config.start or calendar.FIRST_DAY, config.end or calendar.last_day()
     )
     for symbol in normalize_symbols(config.symbols):
         days = [d for d in warehouse.lake.days("bars_1m", symbol) if first <= d <= last]

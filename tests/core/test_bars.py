@@ -19,9 +19,16 @@ def make_bars(day=DAY, n=None, drop=(), price=100.0):
     minutes = calendar.session_minutes(day)[: n or None]
     close = price + 0.01 * np.arange(len(minutes))
     frame = pd.DataFrame(
-        {"ts": minutes, "open": close - 0.005, "high": close + 0.02, "low": close - 0.02,
-         "close": close, "volume": 1000.0 + np.arange(len(minutes)), "vwap": close,
-         "trade_count": 10}  # fmt: skip
+        {
+            "ts": minutes,
+            "open": close - 0.005,
+            "high": close + 0.02,
+            "low": close - 0.02,
+            "close": close,
+            "volume": 1000.0 + np.arange(len(minutes)),
+            "vwap": close,
+            "trade_count": 10,
+        }  # fmt: skip
     )
     frame = frame.drop(index=list(drop)).reset_index(drop=True)
     return core_bars.conform(frame, source="test")
@@ -154,7 +161,9 @@ def reference_resample(bars, minutes):
     return out
 
 
-@pytest.mark.parametrize(("interval", "minutes"), [("5m", 5), ("15m", 15), ("1h", 60), ("1d", None)])
+@pytest.mark.parametrize(
+    ("interval", "minutes"), [("5m", 5), ("15m", 15), ("1h", 60), ("1d", None)]
+)
 def test_resample_matches_reference_aggregation(interval, minutes):
     days = [DAY, dt.date(2024, 3, 11), dt.date(2024, 7, 3)]  # DST change and a half day
     bars = pd.concat([make_bars(day=d, drop=[3, 4, 200]) for d in days], ignore_index=True)
@@ -163,7 +172,12 @@ def test_resample_matches_reference_aggregation(interval, minutes):
     assert derived["ts"].tolist() == sorted(expected)
     for row in derived.itertuples():
         b = expected[row.ts]
-        assert (row.open, row.high, row.low, row.close) == (b["open"], b["high"], b["low"], b["close"])
+        assert (row.open, row.high, row.low, row.close) == (
+            b["open"],
+            b["high"],
+            b["low"],
+            b["close"],
+        )
         assert row.volume == pytest.approx(b["volume"], rel=1e-12)
         assert row.vwap == pytest.approx(b["pv"] / b["volume"], rel=1e-12)
         assert row.minutes == b["n"]
