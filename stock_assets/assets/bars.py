@@ -99,8 +99,7 @@ def derived_bars(
     """
     rows: Counter[str] = Counter()
     for symbol, days in days_by_symbol(context.partition_keys).items():
-        for day in days:
-            rows.update(warehouse.store_derived(symbol, day))
+        rows.update(warehouse.store_derived(symbol, days))
     warehouse.catalog.refresh_views()
     return dg.MaterializeResult(
         metadata={

@@ -8,6 +8,7 @@ many sessions, so a year of minutes is validated or resampled in one pass.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -22,8 +23,13 @@ INTERVALS = {"1m": 1, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "1d": None}
 _NS_PER_MIN = 60_000_000_000
 
 
-def empty_bars() -> pd.DataFrame:
+@lru_cache(maxsize=1)
+def _empty() -> pd.DataFrame:
     return conform(pd.DataFrame({column: [] for column in BAR_COLUMNS}), source="")
+
+
+def empty_bars() -> pd.DataFrame:
+    return _empty().copy()
 
 
 def conform(frame: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
@@ -64,6 +70,16 @@ def session_position(ts: pd.Series | pd.DatetimeIndex) -> tuple[np.ndarray, np.n
     safe = np.clip(index, 0, len(opens) - 1)
     inside = (index >= 0) & (values < closes[safe])
     return safe, inside
+
+
+def day_slices(ts: pd.Series | pd.DatetimeIndex, days: list) -> dict:
+    """For sorted in-session timestamps: {day: (first row, end row)} of each day's rows."""
+    index, _ = session_position(ts)
+    dates = calendar.bounds_ns()[0]
+    positions = np.searchsorted(dates, np.array(days, dtype=object))
+    lo = np.searchsorted(index, positions, "left")
+    hi = np.searchsorted(index, positions, "right")
+    return {day: (int(a), int(b)) for day, a, b in zip(days, lo, hi, strict=True)}
 
 
 def bar_days(ts: pd.Series | pd.DatetimeIndex) -> np.ndarray:

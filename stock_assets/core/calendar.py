@@ -101,6 +101,14 @@ def session_bounds(day: dt.date) -> tuple[pd.Timestamp, pd.Timestamp]:
     return row["open"], row["close"]
 
 
+def session_length(day: dt.date) -> int:
+    """The number of minutes in a session (0 for a non-session day)."""
+    if not is_session(day):
+        return 0
+    open_, close = session_bounds(day)
+    return int((close - open_) / pd.Timedelta(minutes=1))
+
+
 def session_minutes(day: dt.date) -> pd.DatetimeIndex:
     """The bar-start minutes of one session, UTC (empty for a non-session day)."""
     if not is_session(day):

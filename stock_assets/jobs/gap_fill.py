@@ -41,8 +41,8 @@ def fill_gaps_op(
         new = filled.loc[filled["is_filled"] & ~filled["ts"].isin(stored["ts"])]
         results = warehouse.store_bars(symbol, new, days)
         changed = [r for r in results if r.written]
+        warehouse.store_derived(symbol, [r.day for r in changed])
         for result in changed:
-            warehouse.store_derived(symbol, result.day)
             for asset in ("bars_1m", "derived_bars"):
                 yield dg.AssetMaterialization(
                     asset_key=asset,

@@ -48,11 +48,15 @@ BAR_VIEW_COLUMNS = {
     "trade_count": "BIGINT",
 }
 DERIVED_VIEW_COLUMNS = {**BAR_VIEW_COLUMNS, "minutes": "INTEGER", "filled_minutes": "INTEGER"}
-# view name -> (lake dataset, its columns and types)
-LAKE_VIEWS: dict[str, tuple[str, dict[str, str]]] = {
-    "bars": ("bars_1m", {**BAR_VIEW_COLUMNS, "source": "VARCHAR", "is_filled": "BOOLEAN"}),
+# view name -> (lake dataset, its columns and types, row filter)
+LAKE_VIEWS: dict[str, tuple[str, dict[str, str], str]] = {
+    "bars": ("bars_1m", {**BAR_VIEW_COLUMNS, "source": "VARCHAR", "is_filled": "BOOLEAN"}, ""),
     **{
-        f"bars_{interval}": (f"bars_{interval}", DERIVED_VIEW_COLUMNS)
+        f"bars_{interval}": (
+            "bars_derived",
+            {"interval": "VARCHAR", **DERIVED_VIEW_COLUMNS},
+            f"interval = '{interval}'",
+        )
         for interval in ("5m", "15m", "30m", "1h", "1d")
     },
 }
@@ -99,12 +103,17 @@ class Catalog:
         finally:
             connection.close()
 
-    def refresh_views(self, extra: dict[str, tuple[str, dict[str, str]]] | None = None) -> None:
+    def refresh_views(
+        self, extra: dict[str, tuple[str, dict[str, str], str]] | None = None
+    ) -> None:
         """(Re)create the views over the lake, so new datasets and a moved home show up."""
         views = {**LAKE_VIEWS, **(extra or {})}
         with self.connect() as connection:
-            for view, (dataset, columns) in views.items():
+            for view, (dataset, columns, where) in views.items():
                 select = lake_select(self.lake, dataset, columns)
+                if where:
+                    names = ", ".join(name for name in columns if name != "interval")
+                    select = f"SELECT {names} FROM ({select}) WHERE {where}"
                 connection.execute(f"CREATE OR REPLACE VIEW {view} AS {select}")
 
     def upsert_ingest_status(self, rows: pd.DataFrame) -> None:

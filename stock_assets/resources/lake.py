@@ -71,15 +71,20 @@ class Lake:
             return []
         return sorted(e.name.removeprefix("symbol=") for e in base.iterdir() if e.is_dir())
 
-    def read(self, dataset: str, symbol: str | None, day: dt.date) -> pd.DataFrame | None:
-        """One partition as a frame, None when it does not exist."""
+    def read_table(self, dataset: str, symbol: str | None, day: dt.date) -> pa.Table | None:
+        """One partition as an Arrow table, None when it does not exist."""
         path = self.partition_path(dataset, symbol, day)
         if not path.is_file():
             return None
         try:
-            return pq.read_table(path).to_pandas(types_mapper=_TYPES.get)
+            return pq.read_table(path)
         except (OSError, pa.ArrowException) as error:
             raise CorruptPartition(f"{path}: unreadable partition ({error})") from error
+
+    def read(self, dataset: str, symbol: str | None, day: dt.date) -> pd.DataFrame | None:
+        """One partition as a frame, None when it does not exist."""
+        table = self.read_table(dataset, symbol, day)
+        return None if table is None else to_frame(table)
 
     def read_days(
         self, dataset: str, symbol: str | None, days: list[dt.date]
@@ -93,7 +98,7 @@ class Lake:
             table = pq.ParquetDataset(paths).read()
         except (OSError, pa.ArrowException) as error:
             raise CorruptPartition(f"{dataset}/{symbol}: unreadable partition ({error})") from error
-        return table.to_pandas(types_mapper=_TYPES.get)
+        return to_frame(table)
 
     def write(self, dataset: str, symbol: str | None, day: dt.date, table: pa.Table) -> bool:
         """Store one partition atomically; False when the stored one was already equal."""
@@ -122,6 +127,11 @@ class Lake:
     def query(self) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection for reading the lake without touching the catalog."""
         return duckdb.connect(":memory:")
+
+
+def to_frame(table: pa.Table) -> pd.DataFrame:
+    """An Arrow table as a frame, integer columns as nullable Int64."""
+    return table.to_pandas(types_mapper=_TYPES.get)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -8,14 +8,15 @@ from functools import cached_property
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from stock_assets import settings
 from stock_assets.core import bars as core_bars
+from stock_assets.core import calendar
 from stock_assets.resources.catalog import Catalog
-from stock_assets.resources.lake import Lake
+from stock_assets.resources.lake import Lake, to_frame
 
 _TS = pa.timestamp("ns", tz="UTC")
 _VALUES = [
@@ -29,8 +30,9 @@ _VALUES = [
 ]
 BARS_SCHEMA = pa.schema([("ts", _TS), *_VALUES, ("source", pa.string()), ("is_filled", pa.bool_())])
 DERIVED_SCHEMA = pa.schema(
-    [("ts", _TS), *_VALUES, ("minutes", pa.int64()), ("filled_minutes", pa.int64())]
-)
+    [("interval", pa.string()), ("ts", _TS), *_VALUES, ("minutes", pa.int64()),
+     ("filled_minutes", pa.int64())]
+)  # fmt: skip
 DERIVED_INTERVALS = ["5m", "15m", "30m", "1h", "1d"]
 
 
@@ -80,63 +82,70 @@ class WarehouseResource(dg.ConfigurableResource):
     def complete_days(self, symbol: str, days: list[dt.date]) -> set[dt.date]:
         """Days whose stored partition has every session minute, none of them made up."""
         stored = self.read_bars(symbol, days)
-        if stored.empty:
-            return set()
-        day_of_bar = core_bars.bar_days(stored["ts"])
-        complete = set()
-        for day in days:
-            mask = day_of_bar == day
-            real = int(mask.sum() - stored["is_filled"].to_numpy()[mask].sum())
-            if real and real == len(core_bars.expected_minutes([day])):
-                complete.add(day)
-        return complete
+        real = stored.loc[~stored["is_filled"]]
+        slices = core_bars.day_slices(real["ts"], days)
+        return {
+            day
+            for day, (lo, hi) in slices.items()
+            if hi > lo and hi - lo == calendar.session_length(day)
+        }
 
     def store_bars(self, symbol: str, bars: pd.DataFrame, days: list[dt.date]) -> list[StoredDay]:
-        """Merge validated bars into each day's partition; only missing bars are added."""
-        day_of_bar = core_bars.bar_days(bars["ts"]) if len(bars) else np.array([])
-        stored_days = []
+        """Merge validated bars (sorted, in-session) into each day's partition; only
+        missing bars are added, and a partition whose content does not change is not
+        rewritten."""
+        table = to_table(bars, BARS_SCHEMA)
+        slices = core_bars.day_slices(bars["ts"], days)
+        results = []
         for day in days:
-            incoming = bars.loc[day_of_bar == day] if len(bars) else bars
-            existing = self.lake.read("bars_1m", symbol, day)
-            merged = core_bars.merge_bars(
-                core_bars.empty_bars() if existing is None else existing, incoming
-            )
-            written = False
-            if len(merged):
-                written = self.lake.write("bars_1m", symbol, day, to_table(merged, BARS_SCHEMA))
-            missing = core_bars.missing_minutes(merged, [day])
-            stored_days.append(
-                StoredDay(day, len(merged), len(missing), int(merged["is_filled"].sum()), written)
-            )
-        return stored_days
+            lo, hi = slices[day]
+            part = table.slice(lo, hi - lo)
+            existing = self.lake.read_table("bars_1m", symbol, day)
+            if existing is not None and existing.num_rows:
+                if part.num_rows:
+                    merged = core_bars.merge_bars(to_frame(existing), to_frame(part))
+                    part = to_table(merged, BARS_SCHEMA)
+                else:
+                    part = existing
+            written = part.num_rows > 0 and self.lake.write("bars_1m", symbol, day, part)
+            filled = (pc.sum(part["is_filled"]).as_py() or 0) if part.num_rows else 0
+            missing = calendar.session_length(day) - part.num_rows
+            results.append(StoredDay(day, part.num_rows, missing, filled, written))
+        return results
 
-    def store_derived(self, symbol: str, day: dt.date) -> dict[str, int]:
-        """Recompute the 5m..1d bars of one day from its 1-minute partition; rows per interval."""
-        minute_bars = self.lake.read("bars_1m", symbol, day)
-        counts = {}
-        for interval in DERIVED_INTERVALS:
-            if minute_bars is None or minute_bars.empty:
-                counts[interval] = 0
-                continue
-            derived = core_bars.resample_bars(minute_bars, interval)
-            self.lake.write(f"bars_{interval}", symbol, day, to_table(derived, DERIVED_SCHEMA))
-            counts[interval] = len(derived)
-        return counts
+    def store_derived(self, symbol: str, days: list[dt.date]) -> dict[str, int]:
+        """Recompute the 5m..1d bars of the given days from their 1-minute partitions
+        (one file per symbol and day holding every interval); rows per interval."""
+        minute_bars = self.read_bars(symbol, days)
+        frames = [
+            core_bars.resample_bars(minute_bars, interval).assign(interval=interval)
+            for interval in DERIVED_INTERVALS
+        ]
+        derived = pd.concat(frames, ignore_index=True).sort_values(
+            ["ts", "interval"], kind="stable"
+        )
+        derived = derived.reset_index(drop=True)
+        table = to_table(derived, DERIVED_SCHEMA)
+        for day, (lo, hi) in core_bars.day_slices(derived["ts"], days).items():
+            if hi > lo:
+                self.lake.write("bars_derived", symbol, day, table.slice(lo, hi - lo))
+        counts = derived["interval"].value_counts()
+        return {interval: int(counts.get(interval, 0)) for interval in DERIVED_INTERVALS}
 
     def latest_bars(self, symbol: str, interval: str = "1m", limit: int = 20) -> pd.DataFrame:
         """The newest `limit` bars of one symbol, oldest first, read from the newest
         partitions only (no catalog, no full scan)."""
-        dataset = "bars_1m" if interval == "1m" else f"bars_{interval}"
-        days = self.lake.days(dataset, symbol)
+        dataset = "bars_1m" if interval == "1m" else "bars_derived"
         frames, rows = [], 0
-        for day in reversed(days):
+        for day in reversed(self.lake.days(dataset, symbol)):
             frame = self.lake.read(dataset, symbol, day)
-            if frame is not None and len(frame):
-                frames.append(frame)
-                rows += len(frame)
+            if interval != "1m":
+                frame = frame.loc[frame["interval"] == interval].drop(columns="interval")
+            frames.append(frame)
+            rows += len(frame)
             if rows >= limit:
                 break
-        if not frames:
+        if not rows:
             return pd.DataFrame()
         out = pd.concat(frames[::-1], ignore_index=True).tail(limit).reset_index(drop=True)
         out.insert(0, "symbol", symbol)

@@ -117,7 +117,7 @@ def test_catalog_views_expose_exact_bar_columns(tmp_path):
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
         assert con.execute("SELECT count(*) FROM bars").fetchone() == (0,)
     warehouse.store_bars("SPY", session_bars(), [DAY])
-    warehouse.store_derived("SPY", DAY)
+    warehouse.store_derived("SPY", [DAY])
     warehouse.catalog.refresh_views()
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
         described = con.execute("DESCRIBE bars").fetchall()

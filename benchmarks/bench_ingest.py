@@ -1,0 +1,169 @@
+"""Ingest benchmark: 1 year x 10 symbols from the fake Alpaca server into the lake.
+
+Run: ``uv run python benchmarks/bench_ingest.py`` (``--symbols N``, ``--year Y``,
+``--instance sqlite|memory``). Each phase runs in its own process (so peak memory is its
+own) against a fake server preloaded before the timer starts; the fake shares the
+process and its 2 cores, so these figures are a floor. Prints ``name value unit (params)``.
+
+- fetch: the real alpaca-py client (10,000-bar pages) plus our parsing into frames.
+- storage: validate + merge + atomic Parquet writes, one file per symbol-day, from frames
+  already in memory (the storage layer alone).
+- pipeline: fetch + validate + persist + ingest_status, per symbol, without Dagster.
+- dagster_job: `ingest_job` (bars_1m + derived_bars) as one run over the whole rectangle
+  on a Dagster instance; `dagster_overhead` is what that adds over `pipeline`.
+- bars_latest: `stock-assets bars SPY --limit 5` on that store, as a new process and
+  as the in-process query alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SYMBOLS = ["AAPL", "AMZN", "GOOGL", "META", "MSFT", "NVDA", "QQQ", "SPY", "TSLA", "VIXY"]
+KEY, SECRET = "bench-key-id", "bench-secret-key"
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def phase(name: str, symbols: list[str], year: int, home: Path, instance: str) -> dict:
+    """Run one phase in this process; returns its figures."""
+    from stock_assets.core import calendar
+    from stock_assets.testing.fake_alpaca import FakeAlpacaServer
+
+    os.environ.update(
+        STOCK_ASSETS_HOME=str(home), ALPACA_API_KEY_ID=KEY, ALPACA_API_SECRET_KEY=SECRET,
+        STOCK_ASSETS_PROVIDERS="alpaca", STOCK_ASSETS_LOG_LEVEL="WARNING",
+    )  # fmt: skip
+    days = calendar.sessions(dt.date(year, 1, 1), dt.date(year, 12, 31))
+    with FakeAlpacaServer(api_key=KEY, secret_key=SECRET, empty_symbols=()) as server:
+        os.environ["ALPACA_DATA_URL"] = server.url
+        server.preload(symbols, days[0], days[-1])
+        if name == "dagster_job":
+            return run_dagster(symbols, days, home, instance)
+        from stock_assets.ingest import ingest_symbol
+        from stock_assets.resources.market_data import MarketDataResource
+        from stock_assets.resources.warehouse import WarehouseResource
+
+        market_data, warehouse = MarketDataResource(), WarehouseResource()
+        start = time.perf_counter()
+        if name == "pipeline":
+            rows = 0
+            for symbol in symbols:
+                results = ingest_symbol(symbol, days, market_data, warehouse)
+                rows += sum(stored.rows for _, stored in results if stored)
+            return {"seconds": time.perf_counter() - start, "bars": rows}
+        fetched = {symbol: market_data.fetch(symbol, days).bars for symbol in symbols}
+        fetch_seconds = time.perf_counter() - start
+        rows = sum(len(bars) for bars in fetched.values())
+        start = time.perf_counter()
+        for symbol, bars in fetched.items():
+            warehouse.store_bars(symbol, bars, days)
+        store_seconds = time.perf_counter() - start
+        return {"seconds": fetch_seconds, "bars": rows, "store_seconds": store_seconds}
+
+
+def run_dagster(symbols: list[str], days: list[dt.date], home: Path, instance: str) -> dict:
+    import dagster as dg
+
+    from stock_assets import settings
+    from stock_assets.definitions import defs
+    from stock_assets.resources.warehouse import WarehouseResource
+
+    if instance == "memory":
+        context = dg.DagsterInstance.ephemeral()
+    else:
+        settings.use_dagster_home()
+        context = dg.DagsterInstance.get()
+    with context as dagster_instance:
+        dagster_instance.add_dynamic_partitions("symbols", symbols)
+        tags = {
+            "dagster/asset_partition_range_start": f"{days[0]}|{min(symbols)}",
+            "dagster/asset_partition_range_end": f"{days[-1]}|{max(symbols)}",
+        }
+        config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+        start = time.perf_counter()
+        result = defs.resolve_job_def("ingest_job").execute_in_process(
+            instance=dagster_instance, tags=tags, run_config=config
+        )
+        seconds = time.perf_counter() - start
+        assert result.success
+    status = WarehouseResource().catalog.ingest_status()
+    return {"seconds": seconds, "bars": int(status["rows"].sum()), "partitions": len(status)}
+
+
+def spawn(name: str, args: argparse.Namespace, home: Path) -> dict:
+    command = [sys.executable, __file__, "--phase", name, "--home", str(home),
+               "--symbols", str(args.symbols), "--year", str(args.year),
+               "--instance", args.instance]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bars_latency(home: Path, symbol: str) -> tuple[float, float]:
+    env = {**os.environ, "STOCK_ASSETS_HOME": str(home)}
+    command = [sys.executable, "-m", "stock_assets.cli", "bars", symbol, "--limit", "5"]
+    walls = []
+    for _ in range(3):
+        start = time.perf_counter()
+        subprocess.run(command, env=env, check=True, capture_output=True)
+        walls.append(time.perf_counter() - start)
+    from stock_assets.resources.warehouse import WarehouseResource
+
+    warehouse = WarehouseResource(home=str(home))
+    warehouse.latest_bars(symbol, "1m", 5)
+    start = time.perf_counter()
+    for _ in range(20):
+        warehouse.latest_bars(symbol, "1m", 5)
+    return min(walls), (time.perf_counter() - start) / 20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--symbols", type=int, default=10)
+    parser.add_argument("--year", type=int, default=2024)
+    parser.add_argument("--instance", choices=["sqlite", "memory"], default="sqlite")
+    parser.add_argument("--phase")
+    parser.add_argument("--home")
+    args = parser.parse_args()
+    symbols = SYMBOLS[: args.symbols]
+    if args.phase:
+        figures = phase(args.phase, symbols, args.year, Path(args.home), args.instance)
+        print(json.dumps({**figures, "peak_mb": peak_mb()}))
+        return
+    params = f"{len(symbols)} symbols x {args.year}"
+    with tempfile.TemporaryDirectory() as root:
+        split = spawn("split", args, Path(root) / "split")
+        bars = split["bars"]
+        print(f"fetch_bars_per_s {bars / split['seconds']:,.0f} bars/s ({params}, {bars:,} bars)")
+        print(f"storage_bars_per_s {bars / split['store_seconds']:,.0f} bars/s "
+              f"(validate+merge+persist, {params})")  # fmt: skip
+        pipeline = spawn("pipeline", args, Path(root) / "pipeline")
+        print(f"pipeline_bars_per_s {pipeline['bars'] / pipeline['seconds']:,.0f} bars/s "
+              f"(fetch+parse+validate+persist+status, no Dagster, {params})")  # fmt: skip
+        print(f"pipeline_seconds {pipeline['seconds']:.1f} s ({params})")
+        print(f"pipeline_peak_memory {pipeline['peak_mb']:.0f} MB ({params}, incl. fake server)")
+        job = spawn("dagster_job", args, Path(root) / "dagster")
+        print(f"dagster_job_seconds {job['seconds']:.1f} s (ingest_job, one run, "
+              f"{job['partitions']} partitions x 2 assets, {args.instance} instance)")  # fmt: skip
+        print(f"dagster_job_bars_per_s {job['bars'] / job['seconds']:,.0f} bars/s ({params})")
+        print(f"dagster_overhead_seconds {job['seconds'] - pipeline['seconds']:.1f} s "
+              f"(job minus pipeline: bookkeeping + derived bars)")  # fmt: skip
+        print(f"dagster_job_peak_memory {job['peak_mb']:.0f} MB ({params})")
+        cold, warm = bars_latency(Path(root) / "dagster", symbols[-1])
+        print(f"bars_latest_cli_seconds {cold:.2f} s (stock-assets bars SPY --limit 5, new process)")
+        print(f"bars_latest_query_seconds {warm * 1000:.1f} ms (latest_bars in-process)")
+
+
+if __name__ == "__main__":
+    main()
