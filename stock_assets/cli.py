@@ -255,6 +255,87 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- features ------------------------------------------------------------------------
+
+
+def build_features(symbols: list[str], days: list[dt.date]) -> int:
+    """Materialize market_regimes for the days, then features for each symbol."""
+    from rich.progress import Progress
+
+    from stock_assets.assets.partitions import range_tags
+
+    instance = _instance()
+    defs = _defs()
+    quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+    failed = []
+    with Progress(transient=True) as progress:
+        task = progress.add_task("market regimes", total=len(symbols) + 1)
+        regimes = defs.resolve_job_def("regimes_job").execute_in_process(
+            run_config=quiet, instance=instance, raise_on_error=False,
+            tags={"dagster/asset_partition_range_start": days[0].isoformat(),
+                  "dagster/asset_partition_range_end": days[-1].isoformat()},
+        )  # fmt: skip
+        if not regimes.success:
+            failed.append("market_regimes")
+        progress.advance(task)
+        for symbol in symbols:
+            progress.update(task, description=f"{symbol}: features for {len(days)} day(s)")
+            result = defs.resolve_job_def("features_job").execute_in_process(
+                run_config=quiet, instance=instance, raise_on_error=False,
+                tags=range_tags(symbol, days[0], days[-1]),
+            )  # fmt: skip
+            rows = sum(
+                m.metadata["rows"].value for m in result.asset_materializations_for_node("features")
+            ) if result.success else 0  # fmt: skip
+            checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+            _print(f"{symbol:8} {'ok' if result.success else 'FAILED':6} {rows:>9} rows  "
+                   f"checks: {', '.join(f'{k}={v}' for k, v in checks.items())}")  # fmt: skip
+            if not result.success or not all(checks.values()):
+                failed.append(symbol)
+            progress.advance(task)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    from stock_assets.assets.features import fold_labels
+    from stock_assets.core.folds import FoldConfig
+
+    fold = FoldConfig.parse(args.fold) if args.fold else None
+    warehouse = _warehouse()
+    if args.target == "build":
+        return build_features(normalize_symbols(args.symbols), _days(args.start, args.end))
+    if args.target == "options":
+        rows = warehouse.catalog.query("SELECT * FROM feature_folds ORDER BY fold_config, symbol")
+        if fold:
+            rows = rows[rows["fold_config"] == fold.key]
+        _emit(rows, args.format)
+        return EXIT_OK
+    symbol = normalize_symbol(args.target)
+    days = warehouse.lake.days("features", symbol)
+    if not days:
+        print(f"no features stored for {symbol} (stock-assets features build {symbol} "
+              "--start D)", file=sys.stderr)  # fmt: skip
+        return EXIT_FAILED
+    frames, rows = [], 0
+    for day in reversed(days):
+        frames.append(warehouse.lake.read("features", symbol, day))
+        rows += len(frames[-1])
+        if rows >= args.tail:
+            break
+    frame = pd.concat(frames[::-1], ignore_index=True).tail(args.tail)
+    if args.columns:
+        wanted = [c.strip() for c in args.columns.split(",") if c.strip()]
+        unknown = [c for c in wanted if c not in frame]
+        if unknown:
+            raise UsageError(f"unknown feature column(s) {', '.join(unknown)}")
+        frame = frame[["ts", *[c for c in wanted if c != "ts"]]]
+    if fold:
+        frame = frame.assign(fold_split=fold_labels(frame["ts"], fold))
+    frame.insert(0, "symbol", symbol)
+    _emit(frame.reset_index(drop=True), args.format)
+    return EXIT_OK
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     settings.use_dagster_home()
     command = [
@@ -323,6 +404,23 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--max-iterations", type=int, default=10)
     backfill.add_argument("--start")
     backfill.add_argument("--end")
+
+    feats = add(
+        "features",
+        cmd_features,
+        "Show a symbol's features, list fold options, or build features "
+        "(features SYMBOL | features options | features build SYMBOL...).",
+    )
+    feats.add_argument("target", metavar="SYMBOL|options|build")
+    feats.add_argument("symbols", nargs="*", metavar="SYMBOL", help="symbols to build")
+    feats.add_argument("--columns", help="comma-separated columns to show")
+    feats.add_argument("--tail", type=int, default=20, help="newest N rows (default 20)")
+    feats.add_argument(
+        "--fold", help='fold configuration, e.g. \'{"train_days": 30, "test_days": 5}\''
+    )
+    feats.add_argument("--start", help="build: first day")
+    feats.add_argument("--end", help="build: last day")
+    feats.add_argument("--format", default="table", choices=["table", "csv", "json"])
 
     demo = add("demo", cmd_demo, "Ingest SPY, QQQ, AAPL, VIXY (synthetic) for recent days.")
     demo.add_argument("--days", type=int, default=DEMO_DAYS)

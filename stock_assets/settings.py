@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+from functools import lru_cache
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -34,3 +36,16 @@ def use_dagster_home() -> Path:
     os.environ["DAGSTER_HOME"] = str(path)
     os.environ.setdefault("STOCK_ASSETS_HOME", str(home()))
     return path
+
+
+@lru_cache(maxsize=1)
+def git_revision() -> str:
+    """The git revision of the code that runs (`unknown` outside a checkout)."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=PACKAGE_DIR, capture_output=True, text=True, timeout=5, check=True,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return done.stdout.strip() or "unknown"

@@ -18,6 +18,7 @@ import duckdb
 import pandas as pd
 
 from stock_assets.resources.lake import Lake
+from stock_assets.settings import git_revision
 
 INGEST_STATUS_DDL = """
 CREATE TABLE IF NOT EXISTS ingest_status (
@@ -31,6 +32,28 @@ CREATE TABLE IF NOT EXISTS ingest_status (
     updated_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (symbol, date)
 )
+"""
+FEATURE_TABLES_DDL = """
+CREATE TABLE IF NOT EXISTS feature_metadata (
+    feature VARCHAR NOT NULL,
+    version INTEGER NOT NULL,
+    params VARCHAR NOT NULL,
+    params_hash VARCHAR NOT NULL,
+    code_ref VARCHAR NOT NULL,
+    category VARCHAR,
+    warmup_bars INTEGER,
+    dtype VARCHAR,
+    git_revision VARCHAR,
+    created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (feature, version, params_hash)
+);
+CREATE TABLE IF NOT EXISTS feature_folds (
+    symbol VARCHAR NOT NULL,
+    fold_config VARCHAR NOT NULL,
+    first_date DATE NOT NULL,
+    last_date DATE NOT NULL,
+    PRIMARY KEY (symbol, fold_config)
+);
 """
 INGEST_STATUS_COLUMNS = [
     "symbol", "date", "status", "provider", "rows", "missing_minutes", "message", "updated_at",
@@ -49,7 +72,7 @@ BAR_VIEW_COLUMNS = {
 }
 DERIVED_VIEW_COLUMNS = {**BAR_VIEW_COLUMNS, "minutes": "INTEGER", "filled_minutes": "INTEGER"}
 # view name -> (lake dataset, its columns and types, row filter)
-LAKE_VIEWS: dict[str, tuple[str, dict[str, str], str]] = {
+LAKE_VIEWS: dict[str, tuple[str, dict[str, str] | None, str]] = {
     "bars": ("bars_1m", {**BAR_VIEW_COLUMNS, "source": "VARCHAR", "is_filled": "BOOLEAN"}, ""),
     **{
         f"bars_{interval}": (
@@ -59,20 +82,30 @@ LAKE_VIEWS: dict[str, tuple[str, dict[str, str], str]] = {
         )
         for interval in ("5m", "15m", "30m", "1h", "1d")
     },
+    "features": ("features", None, ""),
+    "market_regimes": ("market_regimes", None, ""),
 }
 LOCK_WAIT_SECONDS = 60.0
 
 
-def lake_select(lake: Lake, dataset: str, columns: dict[str, str]) -> str:
-    """SQL selecting `columns` from a lake dataset (an empty typed relation when it has none)."""
+def lake_select(lake: Lake, dataset: str, columns: dict[str, str] | None) -> str | None:
+    """SQL selecting `columns` from a lake dataset (an empty typed relation when it has no
+    files). With columns None, every column of the files by name (None when no files)."""
     if not lake.has_files(dataset):
+        if columns is None:
+            return None
         typed = ", ".join(f"CAST(NULL AS {kind}) AS {name}" for name, kind in columns.items())
         return f"SELECT {typed} WHERE false"
     glob = lake.glob(dataset).replace("'", "''")
-    names = ", ".join(f"CAST({name} AS {kind}) AS {name}" for name, kind in columns.items())
+    if columns is None:
+        names = "* EXCLUDE (date)"
+    else:
+        names = ", ".join(f"CAST({name} AS {kind}) AS {name}" for name, kind in columns.items())
+    by_symbol = "symbol=" in str(next(lake.dataset_dir(dataset).iterdir()).name)
+    hive_types = "{'symbol': VARCHAR, 'date': DATE}" if by_symbol else "{'date': DATE}"
     return (
         f"SELECT {names} FROM read_parquet('{glob}', hive_partitioning = true, "
-        "hive_types = {'symbol': VARCHAR, 'date': DATE}, union_by_name = true)"
+        f"hive_types = {hive_types}, union_by_name = true)"
     )
 
 
@@ -99,18 +132,19 @@ class Catalog:
                 delay = min(delay * 2, 1.0)
         try:
             connection.execute(INGEST_STATUS_DDL)
+            connection.execute(FEATURE_TABLES_DDL)
             yield connection
         finally:
             connection.close()
 
-    def refresh_views(
-        self, extra: dict[str, tuple[str, dict[str, str], str]] | None = None
-    ) -> None:
+    def refresh_views(self) -> None:
         """(Re)create the views over the lake, so new datasets and a moved home show up."""
-        views = {**LAKE_VIEWS, **(extra or {})}
         with self.connect() as connection:
-            for view, (dataset, columns, where) in views.items():
+            for view, (dataset, columns, where) in LAKE_VIEWS.items():
                 select = lake_select(self.lake, dataset, columns)
+                if select is None:
+                    connection.execute(f"DROP VIEW IF EXISTS {view}")
+                    continue
                 if where:
                     names = ", ".join(name for name in columns if name != "interval")
                     select = f"SELECT {names} FROM ({select}) WHERE {where}"
@@ -137,6 +171,36 @@ class Catalog:
                        excluded.missing_minutes, excluded.message)
                 """
             )
+
+    def record_feature_metadata(self, rows: list[dict]) -> None:
+        """Register each feature definition once (name, version, parameters hash), with the
+        git revision and time it was first built."""
+        frame = pd.DataFrame(rows).assign(
+            git_revision=git_revision(), created_at=pd.Timestamp.now(tz="UTC")
+        )
+        with self.connect() as connection:
+            connection.register("incoming", frame)
+            connection.execute(
+                "INSERT INTO feature_metadata BY NAME SELECT * FROM incoming ON CONFLICT DO NOTHING"
+            )
+
+    def record_folds(self, symbol: str, fold_keys: list[str], days: list) -> None:
+        """Note that `symbol` has features labelled with these fold configurations."""
+        with self.connect() as connection:
+            for key in fold_keys:
+                connection.execute(
+                    """
+                    INSERT INTO feature_folds VALUES (?, ?, ?, ?)
+                    ON CONFLICT (symbol, fold_config) DO UPDATE SET
+                        first_date = least(feature_folds.first_date, excluded.first_date),
+                        last_date = greatest(feature_folds.last_date, excluded.last_date)
+                    """,
+                    [symbol, key, min(days), max(days)],
+                )
+
+    def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        with self.connect() as connection:
+            return connection.execute(sql, params or []).df()
 
     def ingest_status(self, symbol: str | None = None) -> pd.DataFrame:
         with self.connect() as connection:

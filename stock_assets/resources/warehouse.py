@@ -113,6 +113,20 @@ class WarehouseResource(dg.ConfigurableResource):
             results.append(StoredDay(day, part.num_rows, missing, filled, written))
         return results
 
+    def store_by_day(
+        self, dataset: str, symbol: str | None, frame: pd.DataFrame, days: list[dt.date]
+    ) -> int:
+        """Write a frame sorted by in-session `ts` as one partition per day; the number of
+        partitions whose content changed."""
+        if frame.empty:
+            return 0
+        table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+        written = 0
+        for day, (lo, hi) in core_bars.day_slices(frame["ts"], days).items():
+            if hi > lo:
+                written += self.lake.write(dataset, symbol, day, table.slice(lo, hi - lo))
+        return written
+
     def store_derived(self, symbol: str, days: list[dt.date]) -> dict[str, int]:
         """Recompute the 5m..1d bars of the given days from their 1-minute partitions
         (one file per symbol and day holding every interval); rows per interval."""
