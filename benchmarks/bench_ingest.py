@@ -112,19 +112,19 @@ def spawn(name: str, args: argparse.Namespace, home: Path) -> dict:
 
 def bars_latency(home: Path, symbol: str) -> tuple[float, float]:
     env = {**os.environ, "STOCK_ASSETS_HOME": str(home)}
-    command = [sys.executable, "-m", "stock_assets.cli", "bars", symbol, "--limit", "5"]
+    command = [str(Path(sys.executable).parent / "stock-assets"), "bars", symbol, "--limit", "5"]
     walls = []
     for _ in range(3):
         start = time.perf_counter()
         subprocess.run(command, env=env, check=True, capture_output=True)
         walls.append(time.perf_counter() - start)
-    from stock_assets.resources.warehouse import WarehouseResource
+    from stock_assets.resources.lake import Lake, latest_bars
 
-    warehouse = WarehouseResource(home=str(home))
-    warehouse.latest_bars(symbol, "1m", 5)
+    lake = Lake(home / "lake")
+    latest_bars(lake, symbol, "1m", 5)
     start = time.perf_counter()
     for _ in range(20):
-        warehouse.latest_bars(symbol, "1m", 5)
+        latest_bars(lake, symbol, "1m", 5)
     return min(walls), (time.perf_counter() - start) / 20
 
 
@@ -162,7 +162,9 @@ def main() -> None:
         print(f"dagster_job_peak_memory {job['peak_mb']:.0f} MB ({params})")
         probe = "SPY" if "SPY" in symbols else symbols[-1]
         cold, warm = bars_latency(Path(root) / "dagster", probe)
-        print(f"bars_latest_cli_seconds {cold:.2f} s (stock-assets bars {probe} --limit 5, new process)")
+        print(
+            f"bars_latest_cli_seconds {cold:.2f} s (stock-assets bars {probe} --limit 5, new process)"
+        )
         print(f"bars_latest_query_seconds {warm * 1000:.1f} ms (latest_bars in-process)")
 
 

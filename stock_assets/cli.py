@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import sys
 from collections.abc import Callable
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from stock_assets import settings
-from stock_assets.core import calendar
-from stock_assets.core.calendar import InvalidDate
-from stock_assets.core.symbols import InvalidSymbol, normalize_symbol, normalize_symbols
+from stock_assets.core.symbols import normalize_symbol, normalize_symbols
+
+if TYPE_CHECKING:  # heavy imports happen inside the commands that need them
+    import pandas as pd
+    import pyarrow as pa
 
 DEMO_SYMBOLS = ["SPY", "QQQ", "AAPL", "VIXY"]
 DEMO_DAYS = 10
@@ -53,7 +55,10 @@ def _warehouse():
 
 
 def _days(start: str | None, end: str | None, default_days: int | None = None) -> list[dt.date]:
+    import pandas as pd
+
     from stock_assets.assets.partitions import FIRST_DAY
+    from stock_assets.core import calendar
 
     today = pd.Timestamp.now(calendar.EXCHANGE_TZ).date()
     if start is None and default_days:
@@ -133,6 +138,8 @@ def ingest(symbols: list[str], days: list[dt.date], providers: str | None,
 
 
 def _summarize(symbols: list[str], days: list[dt.date], run_ids: dict[str, str]) -> int:
+    import pandas as pd
+
     status = _warehouse().catalog.ingest_status()
     status = status[status["date"].between(pd.Timestamp(days[0]), pd.Timestamp(days[-1]))]
     failed = []
@@ -180,29 +187,67 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # --- reading ---------------------------------------------------------------------------
 
 
-def _emit(frame: pd.DataFrame, fmt: str) -> None:
+def _emit(data: pa.Table | pd.DataFrame, fmt: str, first: dict[str, str] | None = None) -> None:
+    """Print rows as an aligned table, CSV or JSON records, with constant leading columns
+    `first`. Arrow tables print without importing pandas (a fast `bars`)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
+    for i, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type):
+            seconds = table.column(i).cast(pa.timestamp("s", tz="UTC"))
+            text = pc.strftime(seconds, format="%Y-%m-%dT%H:%M:%S+00:00")
+            table = table.set_column(i, field.name, text)
+    names = [*(first or {}), *table.column_names]
+    rows = [{**(first or {}), **row} for row in table.to_pylist()]
+    if fmt == "json":
+        sys.stdout.write(json.dumps(rows, default=_text) + "\n")
+        return
+    cells = [[_text(row[name]) for name in names] for row in rows]
     if fmt == "csv":
-        sys.stdout.write(frame.to_csv(index=False))
-    elif fmt == "json":
-        sys.stdout.write(frame.to_json(orient="records", date_format="iso") + "\n")
-    else:
-        _print(frame.to_string(index=False) if len(frame) else "(no bars)")
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerows([names, *cells])
+        return
+    if not cells:
+        _print("(no rows)")
+        return
+    widths = [max(len(name), *(len(row[i]) for row in cells)) for i, name in enumerate(names)]
+    for row in [names, *cells]:
+        _print("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
 
 
 def cmd_bars(args: argparse.Namespace) -> int:
     symbol = normalize_symbol(args.symbol)
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
-    frame = _warehouse().latest_bars(symbol, args.interval, args.limit)
-    if frame.empty:
+    from stock_assets.resources.lake import Lake, latest_bars
+
+    table = latest_bars(Lake(settings.home() / "lake"), symbol, args.interval, args.limit)
+    if table is None:
         print(f"no {args.interval} bars stored for {symbol}", file=sys.stderr)
         return EXIT_FAILED
-    _emit(frame, args.format)
+    _emit(table, args.format, first={"symbol": symbol})
     return EXIT_OK
 
 
 def cmd_gaps(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from stock_assets.core import bars as core_bars
+    from stock_assets.core import calendar
 
     symbol = normalize_symbol(args.symbol)
     warehouse = _warehouse()
@@ -229,6 +274,8 @@ def cmd_gaps(args: argparse.Namespace) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
+    from stock_assets.core import calendar
+
     symbol = normalize_symbol(args.symbol)
     if args.start or args.end:
         calendar.parse_range(args.start or calendar.FIRST_DAY, args.end or calendar.last_day())
@@ -310,19 +357,17 @@ def cmd_features(args: argparse.Namespace) -> int:
             rows = rows[rows["fold_config"] == fold.key]
         _emit(rows, args.format)
         return EXIT_OK
+    from stock_assets.resources.lake import to_frame
+
     symbol = normalize_symbol(args.target)
-    days = warehouse.lake.days("features", symbol)
-    if not days:
+    if args.tail < 1:
+        raise UsageError("--tail must be at least 1")
+    table = warehouse.lake.latest("features", symbol, args.tail)
+    if table is None:
         print(f"no features stored for {symbol} (stock-assets features build {symbol} "
               "--start D)", file=sys.stderr)  # fmt: skip
         return EXIT_FAILED
-    frames, rows = [], 0
-    for day in reversed(days):
-        frames.append(warehouse.lake.read("features", symbol, day))
-        rows += len(frames[-1])
-        if rows >= args.tail:
-            break
-    frame = pd.concat(frames[::-1], ignore_index=True).tail(args.tail)
+    frame = to_frame(table)
     if args.columns:
         wanted = [c.strip() for c in args.columns.split(",") if c.strip()]
         unknown = [c for c in wanted if c not in frame]
@@ -437,10 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("STOCK_ASSETS_LOG_LEVEL", "INFO" if args.verbose else "WARNING")
     try:
         return args.handler(args)
-    except (InvalidSymbol, InvalidDate, UsageError) as error:
-        print(f"stock-assets: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except ValueError as error:
+    except ValueError as error:  # InvalidSymbol, InvalidDate, UsageError and bad options
         print(f"stock-assets: error: {error}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -13,16 +13,17 @@ import datetime as dt
 import os
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from stock_assets.core.symbols import normalize_symbol
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 PART_NAME = "part.parquet"
-_TYPES = {pa.int64(): pd.Int64Dtype()}
 
 
 class CorruptPartition(RuntimeError):
@@ -77,7 +78,7 @@ class Lake:
         if not path.is_file():
             return None
         try:
-            return pq.read_table(path)
+            return pq.ParquetFile(path).read()
         except (OSError, pa.ArrowException) as error:
             raise CorruptPartition(f"{path}: unreadable partition ({error})") from error
 
@@ -124,14 +125,43 @@ class Lake:
         _fsync_dir(path.parent)
         return True
 
-    def query(self) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB connection for reading the lake without touching the catalog."""
-        return duckdb.connect(":memory:")
+    def latest(self, dataset: str, symbol: str, limit: int, where=None) -> pa.Table | None:
+        """The newest `limit` rows of one symbol, oldest first, read from its newest
+        partitions only (no catalog, no scan); `where` filters each partition's rows."""
+        parts, rows = [], 0
+        for day in reversed(self.days(dataset, symbol)):
+            part = self.read_table(dataset, symbol, day)
+            part = part.filter(where(part)) if where is not None else part
+            parts.append(part)
+            rows += part.num_rows
+            if rows >= limit:
+                break
+        if not rows:
+            return None
+        table = pa.concat_tables(parts[::-1])
+        return table.slice(max(0, table.num_rows - limit))
+
+
+def latest_bars(lake: Lake, symbol: str, interval: str = "1m", limit: int = 20) -> pa.Table | None:
+    """The newest `limit` bars of one symbol at an interval (1m or a derived one), oldest
+    first."""
+    if interval == "1m":
+        table = lake.latest("bars_1m", symbol, limit)
+    else:
+        import pyarrow.compute as pc
+
+        table = lake.latest(
+            "bars_derived", symbol, limit, lambda t: pc.equal(t["interval"], interval)
+        )
+        table = table.drop_columns(["interval"]) if table is not None else None
+    return table
 
 
 def to_frame(table: pa.Table) -> pd.DataFrame:
     """An Arrow table as a frame, integer columns as nullable Int64."""
-    return table.to_pandas(types_mapper=_TYPES.get)
+    import pandas as pd
+
+    return table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -145,22 +145,3 @@ class WarehouseResource(dg.ConfigurableResource):
                 self.lake.write("bars_derived", symbol, day, table.slice(lo, hi - lo))
         counts = derived["interval"].value_counts()
         return {interval: int(counts.get(interval, 0)) for interval in DERIVED_INTERVALS}
-
-    def latest_bars(self, symbol: str, interval: str = "1m", limit: int = 20) -> pd.DataFrame:
-        """The newest `limit` bars of one symbol, oldest first, read from the newest
-        partitions only (no catalog, no full scan)."""
-        dataset = "bars_1m" if interval == "1m" else "bars_derived"
-        frames, rows = [], 0
-        for day in reversed(self.lake.days(dataset, symbol)):
-            frame = self.lake.read(dataset, symbol, day)
-            if interval != "1m":
-                frame = frame.loc[frame["interval"] == interval].drop(columns="interval")
-            frames.append(frame)
-            rows += len(frame)
-            if rows >= limit:
-                break
-        if not rows:
-            return pd.DataFrame()
-        out = pd.concat(frames[::-1], ignore_index=True).tail(limit).reset_index(drop=True)
-        out.insert(0, "symbol", symbol)
-        return out
