@@ -35,6 +35,7 @@ def use_dagster_home() -> Path:
     path = dagster_home()
     os.environ["DAGSTER_HOME"] = str(path)
     os.environ.setdefault("STOCK_ASSETS_HOME", str(home()))
+    os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "200")  # batched event writes
     return path
 
 

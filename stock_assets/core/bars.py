@@ -40,7 +40,7 @@ def conform(frame: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
     """
     frame = frame.reset_index(drop=True)
     out = pd.DataFrame(index=frame.index)
-    ts = pd.to_datetime(frame["ts"].to_numpy() if len(frame) else [], utc=True)
+    ts = pd.to_datetime(frame["ts"], utc=True) if len(frame) else pd.Series([], dtype="M8[ns, UTC]")
     out["ts"] = pd.DatetimeIndex(ts).as_unit("ns")
     for column in ["open", "high", "low", "close", "volume", "vwap"]:
         values = frame.get(column, np.nan)
@@ -73,12 +73,13 @@ def session_position(ts: pd.Series | pd.DatetimeIndex) -> tuple[np.ndarray, np.n
 
 
 def day_slices(ts: pd.Series | pd.DatetimeIndex, days: list) -> dict:
-    """For sorted in-session timestamps: {day: (first row, end row)} of each day's rows."""
+    """For sorted in-session timestamps: {day: (first row, end row)} of each day's rows
+    (an empty slice for a day that is not a session)."""
     index, _ = session_position(ts)
-    dates = calendar.bounds_ns()[0]
-    positions = np.searchsorted(dates, np.array(days, dtype=object))
-    lo = np.searchsorted(index, positions, "left")
-    hi = np.searchsorted(index, positions, "right")
+    positions = np.array([calendar.session_position(day) for day in days], dtype=float)
+    known = ~np.isnan(positions)
+    lo = np.searchsorted(index, np.where(known, positions, -1), "left")
+    hi = np.where(known, np.searchsorted(index, np.where(known, positions, -1), "right"), lo)
     return {day: (int(a), int(b)) for day, a, b in zip(days, lo, hi, strict=True)}
 
 
@@ -157,11 +158,10 @@ def missing_minutes(bars: pd.DataFrame, days: list) -> pd.DatetimeIndex:
 
 
 def missing_by_day(bars: pd.DataFrame, days: list) -> dict:
-    """The number of missing session minutes of each day (one vectorized pass)."""
-    expected = expected_minutes(days)
-    absent = expected[~expected.isin(pd.DatetimeIndex(bars["ts"]))]
-    counts = pd.Series(bar_days(absent)).value_counts() if len(absent) else pd.Series()
-    return {day: int(counts.get(day, 0)) for day in days}
+    """The number of missing session minutes of each day, for validated bars (sorted,
+    unique, in-session): the session's length minus the bars it has."""
+    slices = day_slices(bars["ts"], days)
+    return {day: calendar.session_length(day) - (hi - lo) for day, (lo, hi) in slices.items()}
 
 
 def fill_gaps(bars: pd.DataFrame, days: list, max_iterations: int = 10) -> pd.DataFrame:

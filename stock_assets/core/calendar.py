@@ -70,8 +70,18 @@ def parse_range(start: str | dt.date, end: str | dt.date) -> tuple[dt.date, dt.d
     return first, last
 
 
+@lru_cache(maxsize=1)
+def _positions() -> dict[dt.date, int]:
+    return {day: i for i, day in enumerate(_schedule().index)}
+
+
+def session_position(day: dt.date) -> int | None:
+    """The index of a session in `bounds_ns()` arrays (None for a non-session day)."""
+    return _positions().get(day)
+
+
 def is_session(day: dt.date) -> bool:
-    return day in _schedule().index
+    return day in _positions()
 
 
 def sessions(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -95,18 +105,20 @@ def last_session_on_or_before(day: dt.date) -> dt.date:
 
 def session_bounds(day: dt.date) -> tuple[pd.Timestamp, pd.Timestamp]:
     """Open and close of a session as UTC timestamps; the close is exclusive."""
-    if not is_session(day):
+    position = session_position(day)
+    if position is None:
         raise InvalidDate(f"{day} is not an XNYS session")
-    row = _schedule().loc[day]
-    return row["open"], row["close"]
+    _, opens, closes = bounds_ns()
+    return pd.Timestamp(opens[position], tz="UTC"), pd.Timestamp(closes[position], tz="UTC")
 
 
 def session_length(day: dt.date) -> int:
     """The number of minutes in a session (0 for a non-session day)."""
-    if not is_session(day):
+    position = session_position(day)
+    if position is None:
         return 0
-    open_, close = session_bounds(day)
-    return int((close - open_) / pd.Timedelta(minutes=1))
+    _, opens, closes = bounds_ns()
+    return int((closes[position] - opens[position]) // 60_000_000_000)
 
 
 def session_minutes(day: dt.date) -> pd.DatetimeIndex:

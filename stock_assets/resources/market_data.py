@@ -140,12 +140,14 @@ def fetch_chain(providers: list[Provider], symbol: str, days: list[dt.date]) -> 
         clean, validation = core_bars.validate_bars(core_bars.conform(raw, source=provider.name))
         for reason, count in validation.dropped.items():
             fetched.dropped[reason] = fetched.dropped.get(reason, 0) + count
-        day_of_bar = core_bars.bar_days(clean["ts"]) if len(clean) else np.array([])
-        clean = clean.loc[np.isin(day_of_bar, wanted)] if len(clean) else clean
+        keep = np.zeros(len(clean), dtype=bool)
+        for day, (lo, hi) in core_bars.day_slices(clean["ts"], wanted).items():
+            if hi > lo:
+                keep[lo:hi] = True
+                fetched.providers_by_day.setdefault(day, []).append(provider.name)
+        clean = clean.loc[keep]
         before = len(fetched.bars)
         fetched.bars = core_bars.merge_bars(fetched.bars, clean)
-        for day in set(day_of_bar[np.isin(day_of_bar, wanted)]) if len(clean) else ():
-            fetched.providers_by_day.setdefault(day, []).append(provider.name)
         if clean.empty:
             fetched.notes.append(f"{provider.name}: no bars")
         log_event(

@@ -188,3 +188,16 @@ def test_hourly_buckets_start_at_half_past_and_half_day_ends_early():
     local = derived["ts"].dt.tz_convert("America/New_York").dt.strftime("%H:%M").tolist()
     assert local == ["09:30", "10:30", "11:30", "12:30"]
     assert derived["minutes"].tolist() == [60, 60, 60, 30]
+
+
+def test_day_slices_and_missing_counts_ignore_non_sessions():
+    bars = pd.concat([make_bars(drop=[0]), make_bars(day=dt.date(2024, 3, 11))], ignore_index=True)
+    saturday, monday = dt.date(2024, 3, 9), dt.date(2024, 3, 11)
+    slices = core_bars.day_slices(bars["ts"], [DAY, saturday, monday])
+    assert (slices[DAY], slices[monday]) == ((0, 389), (389, 779))
+    assert slices[saturday][0] == slices[saturday][1]  # empty
+    assert core_bars.missing_by_day(bars, [DAY, saturday, monday]) == {
+        DAY: 1,
+        saturday: 0,
+        monday: 0,
+    }
