@@ -44,6 +44,7 @@ import numba as nb
 import numpy as np
 import pandas as pd
 
+from stock_assets.core import sim_kernels
 from stock_assets.core import simulation as sim
 
 DELAY, FEE = 4, 0.02
@@ -228,8 +229,8 @@ def run_grid(data: tuple, repeat: int) -> dict:
             best = min(best, time.perf_counter() - began)
         timings[name] = best
     began = time.perf_counter()  # the shared filters on their own (private, for the split)
-    sim._zscore_outliers(pred, Z_WINDOW, Z_LIMIT)
-    sim._vol_scale(bars["close"].to_numpy(), VOL_WINDOW, VOL_MEDIAN)
+    sim_kernels._zscore_outliers(pred, Z_WINDOW, Z_LIMIT)
+    sim_kernels._vol_scale(bars["close"].to_numpy(), VOL_WINDOW, VOL_MEDIAN)
     timings["prep"] = time.perf_counter() - began
     finals = [r.metrics["final_equity"] for r in result.runs]
     trades = [r.metrics["trades"] for r in result.runs]
@@ -281,25 +282,9 @@ def run_numba_loop(data: tuple, repeat: int) -> dict:
     return {"seconds": best, "total_seconds": best_total, "finals": finals.tolist()}
 
 
-def _import_vectorbt():
-    """vectorbt 1.0.0 registers a plotly template key plotly 6+ rejects: skip it."""
-    import plotly.graph_objs as go
-
-    original = go.layout.Template
-
-    class Template(original):  # type: ignore[misc, valid-type]
-        def __init__(self, arg=None, **kwargs) -> None:
-            kwargs["skip_invalid"] = True
-            super().__init__(arg, **kwargs)
-
-    go.layout.Template = Template
+def run_vectorbt(data: tuple, repeat: int) -> dict:
     import vectorbt as vbt
 
-    return vbt
-
-
-def run_vectorbt(data: tuple, repeat: int) -> dict:
-    vbt = _import_vectorbt()
     bars, pred, regimes, proba = data
     combos = _combo_table(grid_spec())
     close = pd.Series(bars["close"].to_numpy(), index=bars["ts"])
@@ -437,7 +422,7 @@ def child(engine: str, args: argparse.Namespace) -> None:
         "iterrows": lambda: run_iterrows(data, args.iterrows_bars),
     }
     if engine == "vectorbt":
-        _import_vectorbt()
+        import vectorbt  # noqa: F401  (loaded before the RSS baseline, so not counted)
     before = _rss_mb()
     out = runners[engine]()
     out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from stock_assets import settings
@@ -23,7 +24,7 @@ if TYPE_CHECKING:  # heavy imports happen inside the commands that need them
     import pyarrow as pa
 
 DEMO_SYMBOLS = ["SPY", "QQQ", "AAPL", "VIXY"]
-DEMO_DAYS = 10
+DEMO_DAYS = 30
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -36,16 +37,28 @@ def _print(text: str = "") -> None:
 
 
 def _instance():
+    """The Dagster instance under DAGSTER_HOME (one per home in this process)."""
+    return _instance_at(str(settings.use_dagster_home()))
+
+
+@lru_cache(maxsize=4)
+def _instance_at(home: str):
     import dagster as dg
 
-    settings.use_dagster_home()
-    return dg.DagsterInstance.get()
+    return dg.DagsterInstance.from_config(home)
 
 
-def _defs():
+def _run(job: str, *, tags: dict[str, str] | None = None, ops: dict | None = None):
+    """Execute a job of the definitions in this process, on the instance under
+    DAGSTER_HOME, so its run shows in the UI; the console shows errors only."""
     from stock_assets.definitions import defs
 
-    return defs
+    config: dict = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+    if ops:
+        config["ops"] = ops
+    return defs.resolve_job_def(job).execute_in_process(
+        run_config=config, instance=_instance(), tags=tags or {}, raise_on_error=False
+    )
 
 
 def _warehouse():
@@ -116,22 +129,13 @@ def ingest(symbols: list[str], days: list[dt.date], providers: str | None,
     known = set(instance.get_dynamic_partitions("symbols"))
     if new := [s for s in symbols if s not in known]:
         instance.add_dynamic_partitions("symbols", new)
-    job = _defs().resolve_job_def("ingest_job")
-    config = {
-        "ops": {"bars_1m": {"config": {"providers": providers, "refetch": refetch}}},
-        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-    }
+    ops = {"bars_1m": {"config": {"providers": providers, "refetch": refetch}}}
     run_ids = {}
     with Progress(transient=True) as progress:
         task = progress.add_task(f"ingesting {len(days)} day(s)", total=len(symbols))
         for symbol in symbols:
             progress.update(task, description=f"{symbol}: {len(days)} day(s)")
-            result = job.execute_in_process(
-                run_config=config,
-                instance=instance,
-                tags=range_tags(symbol, days[0], days[-1]),
-                raise_on_error=False,
-            )
+            result = _run("ingest_job", ops=ops, tags=range_tags(symbol, days[0], days[-1]))
             run_ids[symbol] = result.run_id
             progress.advance(task)
     return _summarize(symbols, days, run_ids)
@@ -174,12 +178,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _print(f"stock-assets demo: {', '.join(DEMO_SYMBOLS)} for {len(days)} trading days "
            f"{days[0]} .. {days[-1]} from the synthetic provider")  # fmt: skip
     code = ingest(DEMO_SYMBOLS, days, "synthetic")
+    _print("\nfeatures and market regimes:")
+    code = max(code, build_features(DEMO_SYMBOLS, days))
+    _print("\nsimulations (96-combination grid per baseline model, with baselines):")
+    code = max(code, cmd_simulate(build_parser().parse_args(
+        ["simulate", "SPY", "--thresholds", "0,0.0005,0.001,0.002", "--zscore", "--volnorm",
+         "--regime", "regime_gmm=0", "--regime", "regime_vix=0,1", "--fill-delay", "0,4",
+         "--limit", "5"])))  # fmt: skip
     home = settings.home()
     _print()
     _print(f"Lake:     {home / 'lake'}")
-    _print(f"Catalog:  {home / 'warehouse.duckdb'} (views bars, bars_5m .. bars_1d; ingest_status)")
+    _print(f"Catalog:  {home / 'warehouse.duckdb'} (views bars, bars_5m .. bars_1d, features, "
+           "market_regimes; tables ingest_status, feature_metadata, sim_runs)")  # fmt: skip
+    _print(f"Plots:    {home / 'plots'}")
     _print(f"Dagster:  {settings.dagster_home()} (the runs above are in its history)")
     _print("Next:     uv run stock-assets bars SPY --limit 5")
+    _print("          uv run stock-assets leaderboard --by sharpe")
     _print("          make dev   # then open http://127.0.0.1:3000")
     return code
 
@@ -196,7 +210,7 @@ def _emit(data: pa.Table | pd.DataFrame, fmt: str, first: dict[str, str] | None 
     table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
     for i, field in enumerate(table.schema):
         if pa.types.is_timestamp(field.type):
-            seconds = table.column(i).cast(pa.timestamp("s", tz="UTC"))
+            seconds = pc.cast(table.column(i), pa.timestamp("s", tz="UTC"), safe=False)
             text = pc.strftime(seconds, format="%Y-%m-%dT%H:%M:%S+00:00")
             table = table.set_column(i, field.name, text)
     names = [*(first or {}), *table.column_names]
@@ -279,21 +293,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     symbol = normalize_symbol(args.symbol)
     if args.start or args.end:
         calendar.parse_range(args.start or calendar.FIRST_DAY, args.end or calendar.last_day())
-    instance = _instance()
     config = {"symbols": [symbol], "max_iterations": args.max_iterations,
               "start": args.start, "end": args.end}  # fmt: skip
-    result = (
-        _defs()
-        .resolve_job_def("gap_fill_job")
-        .execute_in_process(
-            run_config={
-                "ops": {"fill_gaps_op": {"config": config}},
-                "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-            },
-            instance=instance,
-            raise_on_error=False,
-        )
-    )
+    result = _run("gap_fill_job", ops={"fill_gaps_op": {"config": config}})
     if not result.success:
         print(f"backfill of {symbol} failed (run {result.run_id})", file=sys.stderr)
         return EXIT_FAILED
@@ -311,29 +313,22 @@ def build_features(symbols: list[str], days: list[dt.date]) -> int:
 
     from stock_assets.assets.partitions import range_tags
 
-    instance = _instance()
-    defs = _defs()
-    quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
     failed = []
     with Progress(transient=True) as progress:
         task = progress.add_task("market regimes", total=len(symbols) + 1)
-        regimes = defs.resolve_job_def("regimes_job").execute_in_process(
-            run_config=quiet, instance=instance, raise_on_error=False,
-            tags={"dagster/asset_partition_range_start": days[0].isoformat(),
-                  "dagster/asset_partition_range_end": days[-1].isoformat()},
-        )  # fmt: skip
+        regimes = _run("regimes_job", tags={
+            "dagster/asset_partition_range_start": days[0].isoformat(),
+            "dagster/asset_partition_range_end": days[-1].isoformat(),
+        })  # fmt: skip
         if not regimes.success:
             failed.append("market_regimes")
         progress.advance(task)
         for symbol in symbols:
             progress.update(task, description=f"{symbol}: features for {len(days)} day(s)")
-            result = defs.resolve_job_def("features_job").execute_in_process(
-                run_config=quiet, instance=instance, raise_on_error=False,
-                tags=range_tags(symbol, days[0], days[-1]),
-            )  # fmt: skip
-            rows = sum(
-                m.metadata["rows"].value for m in result.asset_materializations_for_node("features")
-            ) if result.success else 0  # fmt: skip
+            result = _run("features_job", tags=range_tags(symbol, days[0], days[-1]))
+            # a ranged run repeats the run's metadata on every partition's materialization
+            materializations = result.asset_materializations_for_node("features")
+            rows = materializations[0].metadata["rows"].value if materializations else 0
             checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
             _print(f"{symbol:8} {'ok' if result.success else 'FAILED':6} {rows:>9} rows  "
                    f"checks: {', '.join(f'{k}={v}' for k, v in checks.items())}")  # fmt: skip
@@ -378,6 +373,66 @@ def cmd_features(args: argparse.Namespace) -> int:
         frame = frame.assign(fold_split=fold_labels(frame["ts"], fold))
     frame.insert(0, "symbol", symbol)
     _emit(frame.reset_index(drop=True), args.format)
+    return EXIT_OK
+
+
+# --- simulations -------------------------------------------------------------------
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(value) for value in text.split(",") if value.strip()]
+    except ValueError:
+        raise UsageError(f"{text!r}: comma-separated numbers, e.g. 0,0.001") from None
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from stock_assets.simulate import GridSpec
+
+    symbol = normalize_symbol(args.symbol)
+    spec = GridSpec(
+        models=[args.model] if args.model else GridSpec().models,
+        thresholds=_floats(args.thresholds),
+        zscore=[False, True] if args.zscore else [False],
+        volnorm=[False, True] if args.volnorm else [False],
+        regimes=[""] + list(args.regime or []),
+        bot=[False, True] if args.bot else [False],
+        fill_delays=[int(delay) for delay in _floats(args.fill_delay)],
+        fee_per_trade=args.fee,
+        fee_bps=args.fee_bps,
+        fractional=args.fractional,
+        split="test" if args.bot else args.split,
+    )
+    spec.build()  # a bad grid fails here, with its message, before any run
+    config = {"symbols": [symbol], **spec.model_dump()}
+    result = _run("grid_search_job", ops={"plan_grid_search": {"config": config}})
+    if not result.success:
+        failure = next((e for e in result.all_events if e.is_step_failure), None)
+        reason = failure.step_failure_data.error.message.strip() if failure else "see the run"
+        print(f"stock-assets: simulation of {symbol} failed: {reason}", file=sys.stderr)
+        return EXIT_FAILED
+    _print(f"run {result.run_id[:8]}: grid of {len(spec.build().combinations())} "
+           f"combination(s) x {len(spec.models)} model(s) for {symbol}")  # fmt: skip
+    board = _warehouse().catalog.leaderboard(args.by, symbol, args.limit)
+    _emit(board[LEADERBOARD_COLUMNS], "table")
+    _print(f"plots: {settings.home() / 'plots'}")
+    return EXIT_OK
+
+
+LEADERBOARD_COLUMNS = ["model_id", "threshold", "zscore", "volnorm", "regime_column",
+                       "regime_allowed", "bot", "fill_delay", "trades", "total_return",
+                       "excess_vs_buy_hold", "excess_vs_random", "sharpe", "max_drawdown",
+                       "win_rate", "profit_factor", "sqn"]  # fmt: skip
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    symbol = normalize_symbol(args.symbol) if args.symbol else None
+    board = _warehouse().catalog.leaderboard(args.by, symbol, args.limit)
+    if board.empty:
+        print("no simulations stored (stock-assets simulate SYMBOL)", file=sys.stderr)
+        return EXIT_FAILED
+    columns = ["symbol", *LEADERBOARD_COLUMNS] if args.format == "table" else list(board.columns)
+    _emit(board[columns], args.format)
     return EXIT_OK
 
 
@@ -466,6 +521,32 @@ def build_parser() -> argparse.ArgumentParser:
     feats.add_argument("--start", help="build: first day")
     feats.add_argument("--end", help="build: last day")
     feats.add_argument("--format", default="table", choices=["table", "csv", "json"])
+
+    sim = add("simulate", cmd_simulate, "Backtest a model's predictions over a parameter grid.")
+    sim.add_argument("symbol", metavar="SYMBOL")
+    sim.add_argument("--model", help="model id (default: every baseline model)")
+    sim.add_argument("--thresholds", default="0", help="comma-separated, log-return units")
+    sim.add_argument(
+        "--fill-delay", default="0", help="bars, comma-separated; k > 0 fills at the midpoint"
+    )
+    sim.add_argument("--fee", type=float, default=0.02, help="dollars per fill (default 0.02)")
+    sim.add_argument("--fee-bps", type=float, default=0.0, help="basis points per fill")
+    sim.add_argument(
+        "--regime", action="append", help="whitelist, e.g. regime_gmm=0,1 (repeatable)"
+    )
+    sim.add_argument("--bot", action="store_true", help="also gate entries by the bot (test split)")
+    sim.add_argument("--zscore", action="store_true", help="also with the z-score outlier filter")
+    sim.add_argument("--volnorm", action="store_true", help="also with volatility normalization")
+    sim.add_argument("--fractional", action="store_true", help="fractional shares")
+    sim.add_argument("--split", default="all", choices=["all", "train", "test"])
+    sim.add_argument("--by", default="sqn", help="metric to rank by (default sqn)")
+    sim.add_argument("--limit", type=int, default=10)
+
+    board = add("leaderboard", cmd_leaderboard, "Stored simulations, best first.")
+    board.add_argument("symbol", nargs="?", metavar="SYMBOL")
+    board.add_argument("--by", default="sqn", help="metric to rank by (default sqn)")
+    board.add_argument("--limit", type=int, default=20)
+    board.add_argument("--format", default="table", choices=["table", "csv", "json"])
 
     demo = add("demo", cmd_demo, "Ingest SPY, QQQ, AAPL, VIXY (synthetic) for recent days.")
     demo.add_argument("--days", type=int, default=DEMO_DAYS)

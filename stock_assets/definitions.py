@@ -12,7 +12,9 @@ from stock_assets.assets.bars import (
 )
 from stock_assets.assets.features import features, market_regimes
 from stock_assets.assets.partitions import bars_partitions, trading_days_partitions
+from stock_assets.assets.simulations import simulations
 from stock_assets.jobs.gap_fill import gap_fill_job
+from stock_assets.jobs.grid_search import grid_search_job
 from stock_assets.resources.market_data import MarketDataResource
 from stock_assets.resources.warehouse import WarehouseResource
 
@@ -37,8 +39,8 @@ features_job = dg.define_asset_job(
 
 
 defs = dg.Definitions(
-    assets=[bars_1m, derived_bars, market_regimes, features],
+    assets=[bars_1m, derived_bars, market_regimes, features, simulations],
     asset_checks=[bars_1m_unique_ts, bars_1m_ohlc_consistent],
-    jobs=[ingest_job, regimes_job, features_job, gap_fill_job],
+    jobs=[ingest_job, regimes_job, features_job, gap_fill_job, grid_search_job],
     resources={"market_data": MarketDataResource(), "warehouse": WarehouseResource()},
 )

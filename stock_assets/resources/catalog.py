@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from stock_assets.core.sim_results import SIM_RUNS_DDL, leaderboard_sql
 from stock_assets.resources.lake import Lake
 from stock_assets.settings import git_revision
 
@@ -133,6 +134,7 @@ class Catalog:
         try:
             connection.execute(INGEST_STATUS_DDL)
             connection.execute(FEATURE_TABLES_DDL)
+            connection.execute(SIM_RUNS_DDL)
             yield connection
         finally:
             connection.close()
@@ -197,6 +199,22 @@ class Catalog:
                     """,
                     [symbol, key, min(days), max(days)],
                 )
+
+    def replace_sim_runs(self, rows: pd.DataFrame) -> None:
+        """Store simulation rows; the rows of a grid id already stored are replaced, so a
+        re-run of the same grid over the same data leaves one copy."""
+        with self.connect() as connection:
+            connection.register("incoming", rows)
+            connection.execute("BEGIN")
+            connection.execute(
+                "DELETE FROM sim_runs WHERE grid_id IN (SELECT DISTINCT grid_id FROM incoming)"
+            )
+            connection.execute("INSERT INTO sim_runs BY NAME SELECT * FROM incoming")
+            connection.execute("COMMIT")
+
+    def leaderboard(self, metric: str, symbol: str | None = None, limit: int = 20) -> pd.DataFrame:
+        sql, params = leaderboard_sql(metric, symbol, limit)
+        return self.query(sql, params)
 
     def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
         with self.connect() as connection:

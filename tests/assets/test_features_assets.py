@@ -28,9 +28,11 @@ def ingested(home):
         instance.add_dynamic_partitions("symbols", ["QQQ", "SPY", "VIXY"])
         for symbol in ("QQQ", "SPY", "VIXY"):
             tags = range_tags(symbol, HISTORY[0], HISTORY[-1])
-            assert defs.resolve_job_def("ingest_job").execute_in_process(
-                instance=instance, tags=tags
-            ).success
+            assert (
+                defs.resolve_job_def("ingest_job")
+                .execute_in_process(instance=instance, tags=tags)
+                .success
+            )
         yield defs, instance
 
 
@@ -38,9 +40,11 @@ def build(defs, instance, symbol, days, regimes=True):
     if regimes:
         tags = {"dagster/asset_partition_range_start": days[0].isoformat(),
                 "dagster/asset_partition_range_end": days[-1].isoformat()}  # fmt: skip
-        assert defs.resolve_job_def("regimes_job").execute_in_process(
-            instance=instance, tags=tags
-        ).success
+        assert (
+            defs.resolve_job_def("regimes_job")
+            .execute_in_process(instance=instance, tags=tags)
+            .success
+        )
     result = defs.resolve_job_def("features_job").execute_in_process(
         instance=instance, tags=range_tags(symbol, days[0], days[-1])
     )
@@ -94,7 +98,9 @@ def test_catalog_has_features_view_metadata_and_fold_options(home, ingested):
     defs, instance = ingested
     build(defs, instance, "SPY", TARGET)
     with duckdb.connect(str(home / "warehouse.duckdb")) as con:
-        count, symbols = con.execute("SELECT count(*), count(DISTINCT symbol) FROM features").fetchone()
+        count, symbols = con.execute(
+            "SELECT count(*), count(DISTINCT symbol) FROM features"
+        ).fetchone()
         assert symbols == 1 and count == len(stored_features(home, "SPY", TARGET))
         names = {r[0] for r in con.execute("SELECT feature FROM feature_metadata").fetchall()}
         assert {"rsi_14", "obv", "dist_vwap", "regime_gmm", "vix_z_score"} <= names
@@ -112,9 +118,11 @@ def test_missing_vixy_and_qqq_give_defaulted_flagged_columns(home):
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("symbols", ["AAPL"])
         tags = range_tags("AAPL", HISTORY[0], HISTORY[-1])
-        assert defs.resolve_job_def("ingest_job").execute_in_process(
-            instance=instance, tags=tags
-        ).success
+        assert (
+            defs.resolve_job_def("ingest_job")
+            .execute_in_process(instance=instance, tags=tags)
+            .success
+        )
         build(defs, instance, "AAPL", TARGET)
     frame = stored_features(home, "AAPL", TARGET)
     assert len(frame) > 0
@@ -134,8 +142,9 @@ def test_feature_cli_view_options_and_build(home, capsys):
                  "--end", TARGET[-1].isoformat()]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "SPY" in out and "no_inf=True" in out
+    fold = '{"train_days": 2, "test_days": 1}'
     assert main(["features", "SPY", "--columns", "rsi_14,regime_gmm", "--tail", "3",
-                 "--fold", '{"train_days": 2, "test_days": 1}', "--format", "json"]) == 0  # fmt: skip
+                 "--fold", fold, "--format", "json"]) == 0  # fmt: skip
     import json
 
     rows = json.loads(capsys.readouterr().out)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stock_assets.core import metrics
+from stock_assets.core import metrics, sim_results
 from stock_assets.core import simulation as sim
 
 SQRT_252 = math.sqrt(252)
@@ -136,8 +136,8 @@ def _grid_result() -> sim.GridResult:
 
 def test_sim_runs_frame_has_every_parameter_and_metric_as_a_column():
     result = _grid_result()
-    frame = metrics.sim_runs_frame(result, symbol="SPY", model_id="m1", grid_id="g1")
-    assert tuple(frame.columns) == metrics.SIM_RUNS_COLUMNS
+    frame = sim_results.sim_runs_frame(result, symbol="SPY", model_id="m1", grid_id="g1")
+    assert tuple(frame.columns) == sim_results.SIM_RUNS_COLUMNS
     assert set(metrics.METRIC_NAMES) <= set(frame.columns)
     assert set(sim.SimParams().as_row()) <= set(frame.columns)
     assert len(frame) == 6 and frame["run_id"].is_unique
@@ -146,32 +146,32 @@ def test_sim_runs_frame_has_every_parameter_and_metric_as_a_column():
 
 def test_sim_runs_rows_load_into_the_ddl_and_rank_by_the_chosen_metric():
     result = _grid_result()
-    frame = metrics.sim_runs_frame(result, symbol="SPY", model_id="m1", grid_id="g1")
-    other = metrics.sim_runs_frame(result, symbol="QQQ", model_id="m2", grid_id="g2")
+    frame = sim_results.sim_runs_frame(result, symbol="SPY", model_id="m1", grid_id="g1")
+    other = sim_results.sim_runs_frame(result, symbol="QQQ", model_id="m2", grid_id="g2")
     con = duckdb.connect()
-    con.execute(metrics.SIM_RUNS_DDL)
+    con.execute(sim_results.SIM_RUNS_DDL)
     con.register("rows", pd.concat([frame, other]))
     con.execute("INSERT INTO sim_runs SELECT * FROM rows")
-    sql, params = metrics.leaderboard_sql("total_return", symbol="SPY", limit=4)
+    sql, params = sim_results.leaderboard_sql("total_return", symbol="SPY", limit=4)
     board = con.execute(sql, params).df()
     assert len(board) == 4 and set(board["symbol"]) == {"SPY"}
     expected = frame.sort_values("total_return", ascending=False)["run_id"].head(4).tolist()
     assert board["run_id"].tolist() == expected
-    sql, params = metrics.leaderboard_sql("max_drawdown")
+    sql, params = sim_results.leaderboard_sql("max_drawdown")
     drawdowns = con.execute(sql, params).df()["max_drawdown"].tolist()
     assert drawdowns == sorted(drawdowns)  # lower is better
-    sql, params = metrics.leaderboard_sql("sqn", min_trades=10**9)
+    sql, params = sim_results.leaderboard_sql("sqn", min_trades=10**9)
     assert con.execute(sql, params).df().empty
 
 
 def test_leaderboard_leaves_out_nan_metrics():
     result = _grid_result()
-    frame = metrics.sim_runs_frame(result, symbol="SPY", model_id="m1", grid_id="g1")
+    frame = sim_results.sim_runs_frame(result, symbol="SPY", model_id="m1", grid_id="g1")
     con = duckdb.connect()
-    con.execute(metrics.SIM_RUNS_DDL)
+    con.execute(sim_results.SIM_RUNS_DDL)
     con.register("rows", frame)
     con.execute("INSERT INTO sim_runs SELECT * FROM rows")
-    sql, params = metrics.leaderboard_sql("win_rate", limit=100)
+    sql, params = sim_results.leaderboard_sql("win_rate", limit=100)
     board = con.execute(sql, params).df()
     assert len(board) == int(frame["win_rate"].notna().sum())
     assert frame["win_rate"].isna().any()  # the 0.05 threshold never trades
@@ -179,15 +179,15 @@ def test_leaderboard_leaves_out_nan_metrics():
 
 def test_leaderboard_rejects_unknown_metrics():
     with pytest.raises(ValueError, match="rankable"):
-        metrics.leaderboard_sql("total_return; DROP TABLE sim_runs")
+        sim_results.leaderboard_sql("total_return; DROP TABLE sim_runs")
     with pytest.raises(ValueError, match="limit"):
-        metrics.leaderboard_sql("sharpe", limit=0)
+        sim_results.leaderboard_sql("sharpe", limit=0)
 
 
 def test_plots_are_png_bytes():
     result = _grid_result()
     png = b"\x89PNG\r\n\x1a\n"
-    equity = metrics.plot_equity(result.ts, result.equity(0), result.buy_hold_equity(0))
-    hits = metrics.plot_hit_rate(result.ts, result.rolling_hit_rate(100), close=None)
+    equity = sim_results.plot_equity(result.ts, result.equity(0), result.buy_hold_equity(0))
+    hits = sim_results.plot_hit_rate(result.ts, result.rolling_hit_rate(100), close=None)
     assert equity.startswith(png) and hits.startswith(png)
     assert len(equity) > 5000

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from stock_assets.core import sim_kernels
 from stock_assets.core import simulation as sim
 from stock_assets.core.simulation import FillPreset, RegimeFilter, SimGrid, SimParams
 
@@ -544,7 +545,7 @@ def test_rolling_median_of_long_windows_matches_pandas_with_ties():
     values = np.round(rng.normal(size=3000), 1)  # many ties
     values[:5] = np.nan
     for window in (1, 2, 7, 64, 390, 1001):
-        got = sim._rolling_median(values, 5, window)
+        got = sim_kernels._rolling_median(values, 5, window)
         want = pd.Series(values).rolling(window, min_periods=window).median().to_numpy()
         np.testing.assert_array_equal(got, want)
 
@@ -562,6 +563,6 @@ def test_zscore_running_sums_decide_as_the_two_pass_definition_on_long_windows()
         if np.isfinite(pred[i]) and past.size >= 2:
             mean, std = past.mean(), past.std()
             want[i] = std > 1e-12 * abs(mean) and abs(pred[i] - mean) / std > limit
-    got = sim._zscore_outliers(pred, window, limit)
+    got = sim_kernels._zscore_outliers(pred, window, limit)
     np.testing.assert_array_equal(got, want)
     assert want.sum() > 50

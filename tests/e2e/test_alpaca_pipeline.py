@@ -20,7 +20,9 @@ DAYS = calendar.sessions(dt.date(2024, 3, 6), dt.date(2024, 3, 12))  # spans the
 @pytest.fixture
 def alpaca(home, monkeypatch):
     faults = {2: Fault(429, retry_after=0.1), 4: Fault(500)}
-    with FakeAlpacaServer(api_key=KEY, secret_key=SECRET, faults=faults, max_page_size=300) as server:
+    with FakeAlpacaServer(
+        api_key=KEY, secret_key=SECRET, faults=faults, max_page_size=300
+    ) as server:
         monkeypatch.setenv("ALPACA_API_KEY_ID", KEY)
         monkeypatch.setenv("ALPACA_API_SECRET_KEY", SECRET)
         monkeypatch.setenv("ALPACA_DATA_URL", server.url)
@@ -45,7 +47,9 @@ def test_every_bar_arrives_exactly_once_and_vix_fails(home, alpaca, capsys, capl
     warehouse = WarehouseResource(home=str(home))
     stored = warehouse.read_bars("SPY", DAYS)
     assert stored["ts"].is_unique
-    expected = source[["ts", "open", "high", "low", "close", "volume", "vwap"]].reset_index(drop=True)
+    expected = source[["ts", "open", "high", "low", "close", "volume", "vwap"]].reset_index(
+        drop=True
+    )
     pd.testing.assert_frame_equal(
         stored[expected.columns].reset_index(drop=True), expected, check_dtype=False
     )

@@ -1,0 +1,47 @@
+"""Predictors the simulations run until trained models exist, and the stationary feature
+set that learners (the trading bot now, models later) may read.
+
+A predictor maps a symbol's feature frame to one prediction per bar in log-return units
+(a regressor): `momentum_5` expects the last 5 minutes' move to continue, `reversal_5` to
+revert. Each uses bars up to its own only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from stock_assets.core.features import FEATURE_SPECS
+
+MOMENTUM_BARS = 5
+LEVEL_COLUMNS = {"sma_20", "sma_50", "sma_200", "ema_9", "ema_12", "ema_26", "macd",
+                 "macd_signal", "bb_mid", "bb_upper", "bb_lower", "atr_14", "obv"}  # fmt: skip
+# Columns whose values do not scale with the price level (no raw prices, no levels).
+STATIONARY_FEATURES = [
+    spec.name
+    for spec in FEATURE_SPECS
+    if spec.category not in ("raw", "meta") and spec.name not in LEVEL_COLUMNS
+]
+
+
+def momentum(frame: pd.DataFrame, bars: int = MOMENTUM_BARS) -> np.ndarray:
+    """log(close_t / close_{t-bars}): NaN for the first `bars` rows."""
+    close = frame["close"].to_numpy(dtype=np.float64)
+    out = np.full(len(close), np.nan)
+    out[bars:] = np.log(close[bars:] / close[:-bars])
+    return out
+
+
+PREDICTORS: dict[str, Callable[[pd.DataFrame], np.ndarray]] = {
+    "baseline:momentum_5": momentum,
+    "baseline:reversal_5": lambda frame: -momentum(frame),
+}
+
+
+def predict(model_id: str, frame: pd.DataFrame) -> np.ndarray:
+    """The predictions of `model_id` over a feature frame."""
+    if model_id not in PREDICTORS:
+        raise ValueError(f"model {model_id!r}: choose one of {', '.join(PREDICTORS)}")
+    return PREDICTORS[model_id](frame)

@@ -1,0 +1,206 @@
+"""Simulation results kept and shown: the `sim_runs` table (one row per simulated
+combination), the leaderboard query over it, and the equity and hit-rate plots.
+
+What each metric column means is in `stock_assets.core.metrics`.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from stock_assets.core.metrics import LOWER_IS_BETTER, METRIC_NAMES
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from stock_assets.core.simulation import GridResult
+
+# --- sim_runs: one row per simulated combination -------------------------------------
+
+SIM_RUNS_DDL = """
+CREATE TABLE IF NOT EXISTS sim_runs (
+    run_id VARCHAR PRIMARY KEY,
+    grid_id VARCHAR NOT NULL,
+    combo INTEGER NOT NULL,
+    symbol VARCHAR NOT NULL,
+    model_id VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    bars BIGINT NOT NULL,
+    start_ts TIMESTAMPTZ,
+    end_ts TIMESTAMPTZ,
+    target_kind VARCHAR NOT NULL,
+    threshold DOUBLE NOT NULL,
+    zscore BOOLEAN NOT NULL,
+    zscore_window INTEGER NOT NULL,
+    zscore_limit DOUBLE NOT NULL,
+    volnorm BOOLEAN NOT NULL,
+    vol_window INTEGER NOT NULL,
+    vol_median_window INTEGER NOT NULL,
+    regime_column VARCHAR,
+    regime_allowed VARCHAR,
+    bot BOOLEAN NOT NULL,
+    bot_threshold DOUBLE NOT NULL,
+    fill_delay INTEGER NOT NULL,
+    fill_price VARCHAR NOT NULL,
+    fee_per_trade DOUBLE NOT NULL,
+    fee_bps DOUBLE NOT NULL,
+    fractional BOOLEAN NOT NULL,
+    initial_cash DOUBLE NOT NULL,
+    final_equity DOUBLE,
+    total_return DOUBLE,
+    buy_hold_return DOUBLE,
+    excess_vs_buy_hold DOUBLE,
+    random_return DOUBLE,
+    excess_vs_random DOUBLE,
+    sharpe DOUBLE,
+    sortino DOUBLE,
+    max_drawdown DOUBLE,
+    exposure DOUBLE,
+    trades INTEGER,
+    fills INTEGER,
+    open_position BOOLEAN,
+    win_rate DOUBLE,
+    profit_factor DOUBLE,
+    sqn DOUBLE,
+    sqn_100 DOUBLE,
+    expectancy DOUBLE,
+    weekly_consistency DOUBLE,
+    hit_rate DOUBLE,
+    fees_paid DOUBLE
+)
+""".strip()
+
+SIM_RUNS_COLUMNS = tuple(
+    line.split()[0]
+    for line in SIM_RUNS_DDL.splitlines()[1:-1]
+    if line.strip() and not line.strip().startswith(")")
+)
+_RANKABLE = frozenset(METRIC_NAMES) - {"open_position"}
+
+
+def sim_runs_frame(
+    result: GridResult,
+    *,
+    symbol: str,
+    model_id: str,
+    grid_id: str,
+    created_at: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """One `sim_runs` row per combination of a grid result, columns in SIM_RUNS_COLUMNS order.
+
+    `run_id` is `<grid_id>-<combo>` (5 digits); NaN metrics load into DuckDB as NULL.
+    """
+    created = pd.Timestamp.now(tz="UTC") if created_at is None else pd.Timestamp(created_at)
+    ts = result.ts
+    rows = []
+    for combo, run in enumerate(result.runs):
+        rows.append(
+            {
+                "run_id": f"{grid_id}-{combo:05d}",
+                "grid_id": grid_id,
+                "combo": combo,
+                "symbol": symbol,
+                "model_id": model_id,
+                "created_at": created,
+                "bars": len(ts),
+                "start_ts": ts[0] if len(ts) else pd.NaT,
+                "end_ts": ts[-1] if len(ts) else pd.NaT,
+                **run.params.as_row(),
+                **run.metrics,
+            }
+        )
+    frame = pd.DataFrame(rows, columns=list(SIM_RUNS_COLUMNS))
+    return frame.astype({"trades": "Int64", "fills": "Int64", "combo": "int32"})
+
+
+def leaderboard_sql(
+    metric: str,
+    symbol: str | None = None,
+    limit: int = 20,
+    *,
+    min_trades: int = 0,
+    ascending: bool | None = None,
+) -> tuple[str, list[object]]:
+    """A parameterized query over `sim_runs`, best first by `metric`: (sql, parameters).
+
+    Rows whose metric is NULL or NaN are left out. Lower is better for max_drawdown and
+    weekly_consistency unless `ascending` says otherwise.
+    """
+    if metric not in _RANKABLE:
+        raise ValueError(f"{metric!r} is not a rankable metric: use one of {sorted(_RANKABLE)}")
+    if limit < 1:
+        raise ValueError(f"limit {limit!r} must be >= 1")
+    order = "ASC" if (metric in LOWER_IS_BETTER if ascending is None else ascending) else "DESC"
+    where = [f"{metric} IS NOT NULL", f"NOT isnan(CAST({metric} AS DOUBLE))", "trades >= ?"]
+    params: list[object] = [int(min_trades)]
+    if symbol is not None:
+        where.append("symbol = ?")
+        params.append(symbol)
+    sql = (
+        f"SELECT * FROM sim_runs WHERE {' AND '.join(where)} "
+        f"ORDER BY {metric} {order}, created_at DESC, run_id LIMIT ?"
+    )
+    params.append(int(limit))
+    return sql, params
+
+
+# --- plots ---------------------------------------------------------------------------
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def _figure() -> tuple[Figure, Axes]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(10, 4), layout="tight")
+    FigureCanvasAgg(figure)
+    return figure, figure.add_subplot(1, 1, 1)
+
+
+def plot_equity(
+    ts: Sequence[pd.Timestamp] | pd.DatetimeIndex,
+    equity: np.ndarray,
+    buy_hold_equity: np.ndarray,
+    *,
+    title: str = "Equity vs buy and hold",
+) -> bytes:
+    """PNG of the strategy's bar-close equity against buy-and-hold's."""
+    figure, axes = _figure()
+    axes.plot(ts, equity, label="strategy", linewidth=1.0)
+    axes.plot(ts, buy_hold_equity, label="buy and hold", linewidth=1.0)
+    axes.set_title(title)
+    axes.set_ylabel("equity ($)")
+    axes.legend(loc="best")
+    return _png(figure)
+
+
+def plot_hit_rate(
+    ts: Sequence[pd.Timestamp] | pd.DatetimeIndex,
+    rolling_hits: np.ndarray,
+    *,
+    close: np.ndarray | None = None,
+    title: str = "Rolling directional hit rate",
+) -> bytes:
+    """PNG of the rolling hit rate (0.5 marked), the close on a second axis if given."""
+    figure, axes = _figure()
+    axes.plot(ts, rolling_hits, color="tab:green", linewidth=0.8, label="hit rate")
+    axes.axhline(0.5, color="grey", linestyle="--", linewidth=0.8)
+    axes.set_ylim(0.0, 1.0)
+    axes.set_ylabel("hit rate")
+    axes.set_title(title)
+    if close is not None:
+        price_axes = axes.twinx()
+        price_axes.plot(ts, close, color="tab:blue", linewidth=0.6, alpha=0.5)
+        price_axes.set_ylabel("close")
+    return _png(figure)
