@@ -38,11 +38,8 @@ def ingest_symbol(
         return results
     fetched = market_data.fetch(symbol, wanted, providers)
     stored = warehouse.store_bars(symbol, fetched.bars, wanted)
-    log_event(
-        log, "persist", "bars stored", symbol=symbol, days=len(wanted),
-        rows=int(sum(s.rows for s in stored)), written=int(sum(s.written for s in stored)),
-        dropped=fetched.dropped,
-    )  # fmt: skip
+    if fetched.dropped:
+        log_event(log, "validate", "invalid rows dropped", symbol=symbol, **fetched.dropped)
     outcomes = day_outcomes(
         fetched,
         symbol,

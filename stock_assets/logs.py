@@ -3,11 +3,14 @@ fields (run_id, asset, symbol, stage, counts). Secrets are masked before a line 
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import json
 import logging
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 _SECRET_ENV = (
     "ALPACA_API_SECRET_KEY",
@@ -21,6 +24,17 @@ _SECRET_HEADER = re.compile(
     r"(APCA-API-(?:KEY-ID|SECRET-KEY)['\"]?\s*[:=]\s*['\"]?)[^'\",\s}]+", re.I
 )
 _STANDARD = set(vars(logging.makeLogRecord({})))
+_CONTEXT: contextvars.ContextVar[dict[str, object]] = contextvars.ContextVar("log_context")
+
+
+@contextmanager
+def log_context(**fields: object) -> Iterator[None]:
+    """Add fields (run_id, asset, ...) to every log line written inside the block."""
+    token = _CONTEXT.set({**_CONTEXT.get({}), **fields})
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
 
 
 def redact(text: str) -> str:
@@ -39,6 +53,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            **_CONTEXT.get({}),
         }
         payload.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from stock_assets.assets.partitions import bars_partitions, days_by_symbol
 from stock_assets.ingest import ingest_symbol
+from stock_assets.logs import log_context
 from stock_assets.resources.catalog import lake_select
 from stock_assets.resources.market_data import MarketDataResource
 from stock_assets.resources.warehouse import DERIVED_INTERVALS, WarehouseResource
@@ -47,13 +48,12 @@ def bars_1m(
     results = []
     for symbol, days in days_by_symbol(context.partition_keys).items():
         context.log.info(f"{symbol}: ingesting {len(days)} day(s) {days[0]} .. {days[-1]}")
-        results += [
-            (symbol, outcome, stored)
-            for outcome, stored in ingest_symbol(
+        with log_context(run_id=context.run_id, asset="bars_1m"):
+            outcomes = ingest_symbol(
                 symbol, days, market_data, warehouse,
                 providers=config.providers, refetch=config.refetch,
-            )
-        ]  # fmt: skip
+            )  # fmt: skip
+        results += [(symbol, outcome, stored) for outcome, stored in outcomes]
     warehouse.catalog.refresh_views()
     table = pd.DataFrame(
         {
@@ -98,8 +98,9 @@ def derived_bars(
     Partitioned like bars_1m and recomputed whenever its 1-minute partition changes.
     """
     rows: Counter[str] = Counter()
-    for symbol, days in days_by_symbol(context.partition_keys).items():
-        rows.update(warehouse.store_derived(symbol, days))
+    with log_context(run_id=context.run_id, asset="derived_bars"):
+        for symbol, days in days_by_symbol(context.partition_keys).items():
+            rows.update(warehouse.store_derived(symbol, days))
     warehouse.catalog.refresh_views()
     return dg.MaterializeResult(
         metadata={

@@ -13,6 +13,7 @@ from stock_assets.core import calendar
 from stock_assets.core import features as core_features
 from stock_assets.core import regimes as core_regimes
 from stock_assets.core.folds import FoldConfig, label_folds
+from stock_assets.logs import log_context
 from stock_assets.resources.warehouse import WarehouseResource
 
 QQQ, VIXY = "QQQ", "VIXY"
@@ -58,7 +59,8 @@ def market_regimes(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     history = calendar.previous_sessions(days[0], core_regimes.REGIME_LOOKBACK_SESSIONS) + days
     qqq, vixy = warehouse.read_bars(QQQ, history), warehouse.read_bars(VIXY, history)
     regimes = core_regimes.compute_regimes(qqq, vixy, start=days[0])
-    written = warehouse.store_by_day("market_regimes", None, regimes, days)
+    with log_context(run_id=context.run_id, asset="market_regimes"):
+        written = warehouse.store_by_day("market_regimes", None, regimes, days)
     passed, details = core_regimes.check_regime_codes(regimes)
     context.log.info(f"regimes for {len(days)} day(s): {len(regimes)} rows, {written} written")
     return dg.MaterializeResult(
@@ -131,7 +133,8 @@ def features(
         table, note = build_symbol_features(warehouse, symbol, days, folds)
         if note:
             context.log.warning(f"{symbol}: {note}")
-        written += warehouse.store_by_day("features", symbol, table, days)
+        with log_context(run_id=context.run_id, asset="features"):
+            written += warehouse.store_by_day("features", symbol, table, days)
         warehouse.catalog.record_folds(symbol, [f.key for f in folds], days)
         rows += len(table)
         frames.append(table)

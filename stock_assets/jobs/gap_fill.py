@@ -7,6 +7,7 @@ from stock_assets.assets.partitions import partition_key
 from stock_assets.core import bars as core_bars
 from stock_assets.core import calendar
 from stock_assets.core.symbols import normalize_symbols
+from stock_assets.logs import log_context
 from stock_assets.resources.warehouse import WarehouseResource
 
 
@@ -39,7 +40,8 @@ def fill_gaps_op(
         stored = warehouse.read_bars(symbol, days)
         filled = core_bars.fill_gaps(stored, days, config.max_iterations)
         new = filled.loc[filled["is_filled"] & ~filled["ts"].isin(stored["ts"])]
-        results = warehouse.store_bars(symbol, new, days)
+        with log_context(run_id=context.run_id, job="gap_fill_job"):
+            results = warehouse.store_bars(symbol, new, days)
         changed = [r for r in results if r.written]
         warehouse.store_derived(symbol, [r.day for r in changed])
         for result in changed:

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from stock_assets import settings
 from stock_assets.core import bars as core_bars
 from stock_assets.core import calendar
+from stock_assets.logs import get_logger, log_event
 from stock_assets.resources.catalog import Catalog
 from stock_assets.resources.lake import Lake, to_frame
 
@@ -34,6 +35,7 @@ DERIVED_SCHEMA = pa.schema(
      ("filled_minutes", pa.int64())]
 )  # fmt: skip
 DERIVED_INTERVALS = ["5m", "15m", "30m", "1h", "1d"]
+log = get_logger(__name__)
 
 
 def to_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
@@ -111,6 +113,10 @@ class WarehouseResource(dg.ConfigurableResource):
             filled = (pc.sum(part["is_filled"]).as_py() or 0) if part.num_rows else 0
             missing = calendar.session_length(day) - part.num_rows
             results.append(StoredDay(day, part.num_rows, missing, filled, written))
+        log_event(
+            log, "persist", "bars stored", symbol=symbol, dataset="bars_1m", days=len(days),
+            rows=sum(r.rows for r in results), written=sum(r.written for r in results),
+        )  # fmt: skip
         return results
 
     def store_by_day(
@@ -125,6 +131,10 @@ class WarehouseResource(dg.ConfigurableResource):
         for day, (lo, hi) in core_bars.day_slices(frame["ts"], days).items():
             if hi > lo:
                 written += self.lake.write(dataset, symbol, day, table.slice(lo, hi - lo))
+        log_event(
+            log, "persist", f"{dataset} stored", symbol=symbol, dataset=dataset, days=len(days),
+            rows=len(frame), written=written,
+        )  # fmt: skip
         return written
 
     def store_derived(self, symbol: str, days: list[dt.date]) -> dict[str, int]:
@@ -140,8 +150,13 @@ class WarehouseResource(dg.ConfigurableResource):
         )
         derived = derived.reset_index(drop=True)
         table = to_table(derived, DERIVED_SCHEMA)
+        written = 0
         for day, (lo, hi) in core_bars.day_slices(derived["ts"], days).items():
             if hi > lo:
-                self.lake.write("bars_derived", symbol, day, table.slice(lo, hi - lo))
+                written += self.lake.write("bars_derived", symbol, day, table.slice(lo, hi - lo))
+        log_event(
+            log, "persist", "derived bars stored", symbol=symbol, dataset="bars_derived",
+            days=len(days), rows=len(derived), written=written,
+        )  # fmt: skip
         counts = derived["interval"].value_counts()
         return {interval: int(counts.get(interval, 0)) for interval in DERIVED_INTERVALS}

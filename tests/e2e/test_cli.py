@@ -107,3 +107,16 @@ def test_dagster_definitions_validate_passes_in_a_fresh_checkout(home, tmp_path)
         capture_output=True, text=True, timeout=300, env=env, cwd=repo,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_json_logs_carry_context_for_fetch_and_persist(home):
+    done = cli("-v", "ingest", "SPY", "--start", "2024-03-07", "--end", "2024-03-08")
+    assert done.returncode == 0, done.stderr[-2000:]
+    events = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    fetch = [e for e in events if e.get("stage") == "fetch" and e.get("provider") == "synthetic"]
+    persist = [e for e in events if e.get("stage") == "persist" and e.get("dataset") == "bars_1m"]
+    assert fetch and persist
+    for event in fetch + persist:
+        assert {"timestamp", "level", "message", "symbol", "run_id", "asset"} <= set(event)
+        assert event["symbol"] == "SPY" and event["asset"] == "bars_1m"
+    assert persist[0]["days"] == 2 and persist[0]["rows"] > 700
