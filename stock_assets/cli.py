@@ -438,17 +438,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 def cmd_dev(args: argparse.Namespace) -> int:
     settings.use_dagster_home()
-    command = [
-        "dagster",
-        "dev",
-        "-h",
-        args.host,
-        "-p",
-        str(args.port),
-        "-m",
-        "stock_assets.definitions",
-    ]
-    os.execvp(command[0], command)
+    command = [sys.executable, "-m", "dagster", "dev", "-h", args.host, "-p", str(args.port),
+               "-m", "stock_assets.definitions"]  # fmt: skip
+    os.execv(command[0], command)
     return EXIT_OK  # not reached
 
 

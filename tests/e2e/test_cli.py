@@ -120,3 +120,42 @@ def test_json_logs_carry_context_for_fetch_and_persist(home):
         assert {"timestamp", "level", "message", "symbol", "run_id", "asset"} <= set(event)
         assert event["symbol"] == "SPY" and event["asset"] == "bars_1m"
     assert persist[0]["days"] == 2 and persist[0]["rows"] > 700
+
+
+def test_dev_serves_the_ui_with_healthy_daemons(home):
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "stock_assets.cli", "dev", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    query = b'{"query": "{ assetNodes { assetKey { path } } instance { daemonHealth { allDaemonStatuses { daemonType healthy } } } }"}'  # noqa: E501
+    try:
+        deadline, answer = time.monotonic() + 180, None
+        while time.monotonic() < deadline:
+            try:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/graphql", data=query,
+                    headers={"Content-Type": "application/json"},
+                )  # fmt: skip
+                answer = json.loads(urllib.request.urlopen(request, timeout=5).read())["data"]
+                statuses = answer["instance"]["daemonHealth"]["allDaemonStatuses"]
+                if all(s["healthy"] for s in statuses):
+                    break
+            except OSError:
+                pass
+            time.sleep(2)
+        assert answer is not None, "the Dagster UI did not answer"
+        assets = {node["assetKey"]["path"][0] for node in answer["assetNodes"]}
+        assert {"bars_1m", "derived_bars", "market_regimes", "features", "simulations"} <= assets
+        statuses = {s["daemonType"]: s["healthy"] for s in statuses}
+        assert statuses["SENSOR"] and statuses["BACKFILL"] and statuses["QUEUED_RUN_COORDINATOR"]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
