@@ -168,6 +168,17 @@ def _figure() -> tuple[Figure, Axes]:
     return figure, figure.add_subplot(1, 1, 1)
 
 
+def _bar_axis(axes: Axes, ts: Sequence[pd.Timestamp] | pd.DatetimeIndex) -> np.ndarray:
+    """Bars evenly spaced (no empty nights and weekends), labelled with their ET dates."""
+    days = pd.DatetimeIndex(ts).tz_convert("America/New_York").normalize()
+    x = np.arange(len(days))
+    starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]]) if len(days) else x
+    step = max(1, len(starts) // 8)
+    axes.set_xticks(x[starts[::step]], [d.strftime("%Y-%m-%d") for d in days[starts[::step]]])
+    axes.set_xlim(-0.5, max(len(x) - 0.5, 0.5))
+    return x
+
+
 def plot_equity(
     ts: Sequence[pd.Timestamp] | pd.DatetimeIndex,
     equity: np.ndarray,
@@ -177,8 +188,9 @@ def plot_equity(
 ) -> bytes:
     """PNG of the strategy's bar-close equity against buy-and-hold's."""
     figure, axes = _figure()
-    axes.plot(ts, equity, label="strategy", linewidth=1.0)
-    axes.plot(ts, buy_hold_equity, label="buy and hold", linewidth=1.0)
+    x = _bar_axis(axes, ts)
+    axes.plot(x, equity, label="strategy", linewidth=1.0)
+    axes.plot(x, buy_hold_equity, label="buy and hold", linewidth=1.0)
     axes.set_title(title)
     axes.set_ylabel("equity ($)")
     axes.legend(loc="best")
@@ -194,13 +206,14 @@ def plot_hit_rate(
 ) -> bytes:
     """PNG of the rolling hit rate (0.5 marked), the close on a second axis if given."""
     figure, axes = _figure()
-    axes.plot(ts, rolling_hits, color="tab:green", linewidth=0.8, label="hit rate")
+    x = _bar_axis(axes, ts)
+    axes.plot(x, rolling_hits, color="tab:green", linewidth=0.8, label="hit rate")
     axes.axhline(0.5, color="grey", linestyle="--", linewidth=0.8)
     axes.set_ylim(0.0, 1.0)
     axes.set_ylabel("hit rate")
     axes.set_title(title)
     if close is not None:
         price_axes = axes.twinx()
-        price_axes.plot(ts, close, color="tab:blue", linewidth=0.6, alpha=0.5)
+        price_axes.plot(x, close, color="tab:blue", linewidth=0.6, alpha=0.5)
         price_axes.set_ylabel("close")
     return _png(figure)

@@ -130,3 +130,25 @@ def test_catalog_views_expose_exact_bar_columns(tmp_path):
         assert con.execute("SELECT count(*), min(symbol) FROM bars").fetchone() == (390, "SPY")
         assert con.execute("SELECT count(*) FROM bars_5m").fetchone() == (78,)
         assert con.execute("SELECT count(*) FROM bars_1d").fetchone() == (1,)
+
+
+def test_features_view_unifies_partitions_by_column_name(tmp_path):
+    """A feature added later is a new column: older partitions read it as NULL."""
+    warehouse = WarehouseResource(home=str(tmp_path))
+    ts = calendar.session_minutes(DAY)[:2]
+    old = pd.DataFrame({"ts": ts, "rsi_14": [50.0, 51.0]})
+    later = pd.DataFrame({"ts": calendar.session_minutes(dt.date(2024, 3, 11))[:2],
+                          "rsi_14": [52.0, 53.0], "new_feature": [1.0, 2.0]})  # fmt: skip
+    warehouse.store_by_day("features", "SPY", old, [DAY])
+    warehouse.store_by_day("features", "SPY", later, [dt.date(2024, 3, 11)])
+    warehouse.catalog.refresh_views()
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        rows = con.execute(
+            "SELECT symbol, rsi_14, new_feature FROM features ORDER BY ts"
+        ).fetchall()
+    assert rows == [
+        ("SPY", 50.0, None),
+        ("SPY", 51.0, None),
+        ("SPY", 52.0, 1.0),
+        ("SPY", 53.0, 2.0),
+    ]
