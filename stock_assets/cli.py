@@ -50,10 +50,11 @@ def _instance_at(home: str):
 
 def _run(job: str, *, tags: dict[str, str] | None = None, ops: dict | None = None):
     """Execute a job of the definitions in this process, on the instance under
-    DAGSTER_HOME, so its run shows in the UI; the console shows errors only."""
+    DAGSTER_HOME, so its run shows in the UI (with its full log); the console stays quiet
+    and the command reports the outcome."""
     from stock_assets.definitions import defs
 
-    config: dict = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+    config: dict = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
     if ops:
         config["ops"] = ops
     return defs.resolve_job_def(job).execute_in_process(
@@ -130,18 +131,31 @@ def ingest(symbols: list[str], days: list[dt.date], providers: str | None,
     if new := [s for s in symbols if s not in known]:
         instance.add_dynamic_partitions("symbols", new)
     ops = {"bars_1m": {"config": {"providers": providers, "refetch": refetch}}}
-    run_ids = {}
+    runs = {}
     with Progress(transient=True) as progress:
         task = progress.add_task(f"ingesting {len(days)} day(s)", total=len(symbols))
         for symbol in symbols:
             progress.update(task, description=f"{symbol}: {len(days)} day(s)")
             result = _run("ingest_job", ops=ops, tags=range_tags(symbol, days[0], days[-1]))
-            run_ids[symbol] = result.run_id
+            runs[symbol] = (result.run_id, None if result.success else _failure(result))
             progress.advance(task)
-    return _summarize(symbols, days, run_ids)
+    return _summarize(symbols, days, runs)
 
 
-def _summarize(symbols: list[str], days: list[dt.date], run_ids: dict[str, str]) -> int:
+def _failure(result) -> str:
+    """The error message of a failed run's first failed step."""
+    failure = next((e for e in result.all_events if e.is_step_failure), None)
+    if failure is None or failure.step_failure_data.error is None:
+        return f"run {result.run_id} failed (see the Dagster UI)"
+    error = failure.step_failure_data.error
+    while error.cause is not None and error.cls_name.startswith("Dagster"):
+        error = error.cause  # Dagster wraps the user's exception
+    line = error.message.strip().splitlines()[-1]
+    kind, _, text = line.partition(": ")
+    return text if text and " " not in kind else line  # drop "package.module.Error: "
+
+
+def _summarize(symbols: list[str], days: list[dt.date], runs: dict[str, tuple]) -> int:
     import pandas as pd
 
     status = _warehouse().catalog.ingest_status()
@@ -156,17 +170,26 @@ def _summarize(symbols: list[str], days: list[dt.date], run_ids: dict[str, str])
             f"{symbol:8} {len(days):>5} {counts.get('ok', 0):>4} {counts.get('partial', 0):>7} "
             f"{counts.get('empty', 0):>5} {counts.get('failed', 0):>6} "
             f"{int(mine['rows'].sum()):>9} {int(mine['missing_minutes'].sum()):>7}  "
-            f"{run_ids[symbol][:8]}"
+            f"{runs[symbol][0][:8]}"
         )
         if len(mine) and (mine["status"] == "failed").all():
             failed.append(symbol)
             _print(f"  {symbol} failed: {mine['message'].iloc[0]}")
+        elif runs[symbol][1]:
+            failed.append(symbol)
+            _print(f"  {symbol} failed: {runs[symbol][1]}")
     return EXIT_FAILED if failed else EXIT_OK
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from stock_assets.resources.market_data import parse_provider_order
+
     symbols = normalize_symbols(args.symbols)
     days = _days(args.start, args.end)
+    if args.provider:
+        parse_provider_order(args.provider)
+    if args.csv and not os.path.exists(args.csv):
+        raise UsageError(f"--csv {args.csv}: no such file or folder")
     if args.csv:
         os.environ["STOCK_ASSETS_CSV_PATH"] = os.path.abspath(args.csv)
         os.environ["STOCK_ASSETS_CSV_LABEL"] = args.csv_label
@@ -407,9 +430,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     config = {"symbols": [symbol], **spec.model_dump()}
     result = _run("grid_search_job", ops={"plan_grid_search": {"config": config}})
     if not result.success:
-        failure = next((e for e in result.all_events if e.is_step_failure), None)
-        reason = failure.step_failure_data.error.message.strip() if failure else "see the run"
-        print(f"stock-assets: simulation of {symbol} failed: {reason}", file=sys.stderr)
+        print(f"stock-assets: simulation of {symbol} failed: {_failure(result)}", file=sys.stderr)
         return EXIT_FAILED
     _print(f"run {result.run_id[:8]}: grid of {len(spec.build().combinations())} "
            f"combination(s) x {len(spec.models)} model(s) for {symbol}")  # fmt: skip

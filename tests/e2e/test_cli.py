@@ -159,3 +159,12 @@ def test_dev_serves_the_ui_with_healthy_daemons(home):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
+
+
+def test_provider_problems_are_reported_not_raised(home, capsys):
+    args = ["ingest", "SPY", "--start", "2024-03-04", "--end", "2024-03-05"]
+    assert main([*args, "--provider", "iexcloud"]) == 2
+    assert "provider order 'iexcloud'" in capsys.readouterr().err
+    assert main([*args, "--provider", "csv", "--csv", "/no/such/file.csv"]) == 2
+    assert main([*args, "--provider", "alpaca"]) == 1  # the home fixture removed every key
+    assert "SPY failed: no Alpaca keys in the environment" in capsys.readouterr().out
