@@ -573,7 +573,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    os.environ.setdefault("STOCK_ASSETS_LOG_LEVEL", "INFO" if args.verbose else "WARNING")
+    if args.verbose:
+        os.environ["STOCK_ASSETS_LOG_LEVEL"] = "INFO"
+    os.environ.setdefault("STOCK_ASSETS_LOG_LEVEL", "WARNING")
     try:
         return args.handler(args)
     except ValueError as error:  # InvalidSymbol, InvalidDate, UsageError and bad options
