@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -239,9 +240,10 @@ def _emit(data: pa.Table | pd.DataFrame, fmt: str, first: dict[str, str] | None 
     names = [*(first or {}), *table.column_names]
     rows = [{**(first or {}), **row} for row in table.to_pylist()]
     if fmt == "json":
-        sys.stdout.write(json.dumps(rows, default=_text) + "\n")
+        records = [{k: _json_value(v) for k, v in row.items()} for row in rows]
+        sys.stdout.write(json.dumps(records, default=_text, allow_nan=False) + "\n")
         return
-    cells = [[_text(row[name]) for name in names] for row in rows]
+    cells = [[_text(row[name], short=fmt == "table") for name in names] for row in rows]
     if fmt == "csv":
         import csv
 
@@ -256,14 +258,24 @@ def _emit(data: pa.Table | pd.DataFrame, fmt: str, first: dict[str, str] | None 
         _print("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
 
 
-def _text(value: object) -> str:
+def _text(value: object, short: bool = False) -> str:
+    """A cell: full precision, or with `short` floats rounded to 6 decimals for reading."""
     if value is None:
         return ""
     if isinstance(value, dt.datetime):
         return value.isoformat()
     if isinstance(value, float):
-        return repr(value)
+        if short and math.isfinite(value) and abs(value) >= 1e-3:
+            value = round(value, 6)
+        return repr(value) if not short or abs(value) >= 1e-3 or value == 0 else f"{value:.6g}"
     return str(value)
+
+
+def _json_value(value: object) -> object:
+    """JSON has no NaN or infinity: NaN becomes null, infinities the strings inf/-inf."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
 
 
 def cmd_bars(args: argparse.Namespace) -> int:

@@ -132,7 +132,8 @@ def test_simulate_and_leaderboard_cli(home, with_features, capsys):
     assert code == 0, out
     assert "grid of 4 combination(s) x 1 model(s) for SPY" in out
     assert main(["leaderboard", "SPY", "--by", "sharpe", "--limit", "3", "--format", "json"]) == 0
-    board = json.loads(capsys.readouterr().out)
+    strict = {"parse_constant": lambda name: pytest.fail(f"invalid JSON constant {name}")}
+    board = json.loads(capsys.readouterr().out, **strict)
     assert len(board) == 3
     sharpes = [row["sharpe"] for row in board]
     assert sharpes == sorted(sharpes, reverse=True)
