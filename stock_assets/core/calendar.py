@@ -135,9 +135,3 @@ def sessions_minutes(days: list[dt.date]) -> pd.DatetimeIndex:
     if not parts:
         return pd.DatetimeIndex([], dtype="datetime64[ns, UTC]", name="ts")
     return parts[0].append(parts[1:]) if len(parts) > 1 else parts[0]
-
-
-def trading_day(ts: pd.Series | pd.DatetimeIndex) -> np.ndarray:
-    """The exchange-local date of each UTC timestamp, as an array of `datetime.date`."""
-    local = pd.DatetimeIndex(ts).tz_convert(EXCHANGE_TZ)
-    return np.asarray(local.date)

@@ -537,10 +537,7 @@ def session_clock(ts: ArrayLike) -> tuple[IntArray, IntArray, IntArray]:
 
 
 def day_number(ns: IntArray) -> IntArray:
-    """ET trading day as an int (days since 1970-01-01) of UTC nanosecond timestamps.
-
-    The vectorized counterpart of ``calendar.trading_day`` (which returns date objects).
-    """
+    """ET trading day as an int (days since 1970-01-01) of UTC nanosecond timestamps."""
     return _et_local_ns(ns) // NS_PER_DAY
 
 

@@ -66,12 +66,6 @@ class Lake:
         ]
         return sorted(found)
 
-    def symbols(self, dataset: str) -> list[str]:
-        base = self.dataset_dir(dataset)
-        if not base.is_dir():
-            return []
-        return sorted(e.name.removeprefix("symbol=") for e in base.iterdir() if e.is_dir())
-
     def read_table(self, dataset: str, symbol: str | None, day: dt.date) -> pa.Table | None:
         """One partition as an Arrow table, None when it does not exist."""
         path = self.partition_path(dataset, symbol, day)
