@@ -152,3 +152,28 @@ def test_features_view_unifies_partitions_by_column_name(tmp_path):
         ("SPY", 52.0, 1.0),
         ("SPY", 53.0, 2.0),
     ]
+
+
+def test_catalog_writes_from_concurrent_processes_wait_for_the_lock(tmp_path):
+    """DuckDB lets one process write at a time: a second writer waits, nothing is lost."""
+    script = textwrap.dedent(
+        f"""
+        import datetime as dt, sys
+        import pandas as pd
+        from stock_assets.resources.warehouse import WarehouseResource
+        catalog = WarehouseResource(home={str(tmp_path)!r}).catalog
+        symbol = sys.argv[1]
+        for day in range(1, 29):
+            catalog.upsert_ingest_status(pd.DataFrame({{
+                "symbol": [symbol], "date": [dt.date(2024, 2, day)], "status": ["ok"],
+                "provider": ["synthetic"], "rows": [390], "missing_minutes": [0],
+                "message": [""], "updated_at": [pd.Timestamp.now(tz="UTC")]}}))
+        """
+    )
+    writers = [
+        subprocess.Popen([sys.executable, "-c", script, symbol], cwd=REPO)
+        for symbol in ("AAA", "BBB", "CCC")
+    ]
+    assert [writer.wait(timeout=300) for writer in writers] == [0, 0, 0]
+    status = WarehouseResource(home=str(tmp_path)).catalog.ingest_status()
+    assert status.groupby("symbol").size().to_dict() == {"AAA": 28, "BBB": 28, "CCC": 28}
