@@ -22,6 +22,8 @@ same trading day; a context bar opening at t closes with the bar at t, so nothin
 from __future__ import annotations
 
 import hashlib
+import importlib
+import inspect
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -73,6 +75,13 @@ class FeatureSpec:
         """sha256 of the canonical JSON of {params, version}: changes when the definition does."""
         doc = json.dumps({"params": self.params, "version": self.version}, sort_keys=True)
         return hashlib.sha256(doc.encode()).hexdigest()
+
+    @property
+    def code_hash(self) -> str:
+        """sha256 of the source of `func`: shows when the code changed under a version."""
+        module, _, name = self.func.partition(":")
+        source = inspect.getsource(getattr(importlib.import_module(module), name))
+        return hashlib.sha256(source.encode()).hexdigest()
 
 
 def _spec(
@@ -168,6 +177,7 @@ def feature_metadata_rows(specs: Sequence[FeatureSpec] = FEATURE_SPECS) -> list[
             "params": json.dumps(s.params, sort_keys=True),
             "params_hash": s.params_hash,
             "code_ref": s.func,
+            "code_hash": s.code_hash,
             "category": s.category,
             "warmup_bars": s.warmup_bars,
             "dtype": s.dtype,

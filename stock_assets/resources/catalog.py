@@ -41,12 +41,13 @@ CREATE TABLE IF NOT EXISTS feature_metadata (
     params VARCHAR NOT NULL,
     params_hash VARCHAR NOT NULL,
     code_ref VARCHAR NOT NULL,
+    code_hash VARCHAR NOT NULL,
     category VARCHAR,
     warmup_bars INTEGER,
     dtype VARCHAR,
     git_revision VARCHAR,
     created_at TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (feature, version, params_hash)
+    PRIMARY KEY (feature, version, params_hash, code_hash)
 );
 CREATE TABLE IF NOT EXISTS feature_folds (
     symbol VARCHAR NOT NULL,
@@ -175,8 +176,8 @@ class Catalog:
             )
 
     def record_feature_metadata(self, rows: list[dict]) -> None:
-        """Register each feature definition once (name, version, parameters hash), with the
-        git revision and time it was first built."""
+        """Register each feature definition once (name, version, parameters and code hash),
+        with the git revision and time it was first built: a new row marks a change."""
         frame = pd.DataFrame(rows).assign(
             git_revision=git_revision(), created_at=pd.Timestamp.now(tz="UTC")
         )

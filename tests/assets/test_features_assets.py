@@ -104,10 +104,11 @@ def test_catalog_has_features_view_metadata_and_fold_options(home, ingested):
         assert symbols == 1 and count == len(stored_features(home, "SPY", TARGET))
         names = {r[0] for r in con.execute("SELECT feature FROM feature_metadata").fetchall()}
         assert {"rsi_14", "obv", "dist_vwap", "regime_gmm", "vix_z_score"} <= names
-        revision, ref = con.execute(
-            "SELECT git_revision, code_ref FROM feature_metadata WHERE feature = 'rsi_14'"
+        revision, ref, code_hash = con.execute(
+            "SELECT git_revision, code_ref, code_hash FROM feature_metadata WHERE feature = 'rsi_14'"
         ).fetchone()
-        assert revision and ref.startswith("stock_assets.core.")
+        assert revision and ref == "stock_assets.core.indicators:rsi" and len(code_hash) == 64
+        assert con.execute("SELECT count(*) FROM feature_metadata").fetchone() == (61,)
         folds = con.execute("SELECT symbol, fold_config FROM feature_folds").fetchall()
         assert folds == [("SPY", '{"train_days":30,"test_days":5}')]
 
