@@ -105,7 +105,8 @@ def test_catalog_has_features_view_metadata_and_fold_options(home, ingested):
         names = {r[0] for r in con.execute("SELECT feature FROM feature_metadata").fetchall()}
         assert {"rsi_14", "obv", "dist_vwap", "regime_gmm", "vix_z_score"} <= names
         revision, ref, code_hash = con.execute(
-            "SELECT git_revision, code_ref, code_hash FROM feature_metadata WHERE feature = 'rsi_14'"
+            "SELECT git_revision, code_ref, code_hash FROM feature_metadata "
+            "WHERE feature = 'rsi_14'"
         ).fetchone()
         assert revision and ref == "stock_assets.core.indicators:rsi" and len(code_hash) == 64
         assert con.execute("SELECT count(*) FROM feature_metadata").fetchone() == (61,)
