@@ -17,6 +17,7 @@ from stock_assets.jobs.gap_fill import gap_fill_job
 from stock_assets.jobs.grid_search import grid_search_job
 from stock_assets.resources.market_data import MarketDataResource
 from stock_assets.resources.warehouse import WarehouseResource
+from stock_assets.sensors.bars import gap_scanner_sensor, nightly_schedule
 
 ingest_job = dg.define_asset_job(
     "ingest_job",
@@ -42,5 +43,7 @@ defs = dg.Definitions(
     assets=[bars_1m, derived_bars, market_regimes, features, simulations],
     asset_checks=[bars_1m_unique_ts, bars_1m_ohlc_consistent],
     jobs=[ingest_job, regimes_job, features_job, gap_fill_job, grid_search_job],
+    schedules=[nightly_schedule],
+    sensors=[gap_scanner_sensor],
     resources={"market_data": MarketDataResource(), "warehouse": WarehouseResource()},
 )
