@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from stock_assets.logs import JsonFormatter
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 
@@ -27,3 +32,18 @@ def real_data() -> Path:
     if not REAL_DATA.is_dir():
         pytest.skip(f"real data samples not found at {REAL_DATA}")
     return REAL_DATA
+
+
+@pytest.fixture
+def json_logs() -> Iterator[io.StringIO]:
+    """The project's JSON log lines (INFO and up) written while the test runs."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger("stock_assets")
+    level = root.level
+    root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    yield stream
+    root.removeHandler(handler)
+    root.setLevel(level)

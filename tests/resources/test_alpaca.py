@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import logging
 import random
 import socket
 from collections.abc import Iterator
@@ -16,7 +15,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stock_assets.core import calendar
-from stock_assets.logs import JsonFormatter
 from stock_assets.resources.providers.alpaca import (
     AlpacaProvider,
     RetryPolicy,
@@ -254,27 +252,19 @@ def test_unreachable_host_is_retried_then_reported(clock: FakeClock) -> None:
 
 
 def test_logs_are_json_lines_with_context_and_no_secret(
-    server: FakeAlpacaServer, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    server: FakeAlpacaServer,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+    json_logs: io.StringIO,
 ) -> None:
     for name in ("ALPACA_API_KEY_ID", "ALPACA_API_SECRET_KEY", "APCA_API_KEY_ID"):
         monkeypatch.delenv(name, raising=False)  # redaction must not be what hides them
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger("stock_assets")
-    level = root.level
-    root.setLevel(logging.INFO)
-    root.addHandler(handler)
     server.faults = {2: Fault(503)}
-    try:
-        make_provider(server.url, clock).fetch("SPY", START, END)
-        with pytest.raises(ProviderError):
-            make_provider(server.url, clock, secret="wrong-secret-xyz").fetch("SPY", START, END)
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
+    make_provider(server.url, clock).fetch("SPY", START, END)
+    with pytest.raises(ProviderError):
+        make_provider(server.url, clock, secret="wrong-secret-xyz").fetch("SPY", START, END)
 
-    text = stream.getvalue()
+    text = json_logs.getvalue()
     events = [json.loads(line) for line in text.splitlines()]
     assert KEY not in text and SECRET not in text and "wrong-secret-xyz" not in text
     fetched = next(e for e in events if e["message"] == "alpaca bars fetched")

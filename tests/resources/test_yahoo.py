@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import logging
-from collections.abc import Iterator
 
 import pandas as pd
 import pytest
@@ -16,7 +14,6 @@ from hypothesis import strategies as st
 from yfinance.exceptions import YFPricesMissingError, YFTzMissingError
 
 from stock_assets.core import calendar
-from stock_assets.logs import JsonFormatter
 from stock_assets.resources.providers.base import RAW_COLUMNS, ProviderError, empty_raw
 from stock_assets.resources.providers.yahoo import (
     YahooProvider,
@@ -89,20 +86,6 @@ class FakeYahoo:
         return history_shape(bars)
 
 
-@pytest.fixture
-def logs() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger("stock_assets")
-    level = root.level
-    root.setLevel(logging.INFO)
-    root.addHandler(handler)
-    yield stream
-    root.removeHandler(handler)
-    root.setLevel(level)
-
-
 @pytest.mark.parametrize("shape", ["history", "download", "naive"])
 def test_yfinance_frames_become_utc_bar_open_regular_session_bars(shape: str) -> None:
     download = FakeYahoo(shape)
@@ -121,7 +104,7 @@ def test_yfinance_frames_become_utc_bar_open_regular_session_bars(shape: str) ->
 
 
 def test_sessions_older_than_the_horizon_are_empty_with_a_logged_reason(
-    logs: io.StringIO,
+    json_logs: io.StringIO,
 ) -> None:
     download = FakeYahoo()
     frame = YahooProvider(download, today=lambda: TODAY).fetch(
@@ -130,7 +113,7 @@ def test_sessions_older_than_the_horizon_are_empty_with_a_logged_reason(
 
     pd.testing.assert_frame_equal(frame, empty_raw())
     assert download.calls == []
-    events = [json.loads(line) for line in logs.getvalue().splitlines()]
+    events = [json.loads(line) for line in json_logs.getvalue().splitlines()]
     skipped = next(e for e in events if "skipped" in e["message"])
     assert "2024-02-20" in skipped["message"] and skipped["skipped_sessions"] == 21
     assert skipped["stage"] == "fetch" and skipped["symbol"] == "SPY"
