@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from stock_assets.core import indicators as ind
+from stock_assets.core import series
 from stock_assets.core.regimes import (
     REGIME_COLUMNS,
     REGIME_DEFAULTS,
@@ -225,8 +226,8 @@ def _join(frame: pd.DataFrame | None, ns: np.ndarray, day: np.ndarray) -> np.nda
     """Row of ``frame`` joined to each bar (as of, same trading day), -1 where none."""
     if not _present(frame):
         return np.full(len(ns), -1)
-    frame_ns = ind.utc_ns(frame["ts"])
-    return ind.asof_same_day(ns, day, frame_ns, ind.day_number(frame_ns))
+    frame_ns = series.utc_ns(frame["ts"])
+    return series.asof_same_day(ns, day, frame_ns, series.day_number(frame_ns))
 
 
 def _vix_columns(vixy: pd.DataFrame | None, ns, day, out: dict[str, np.ndarray]) -> None:
@@ -242,7 +243,7 @@ def _vix_columns(vixy: pd.DataFrame | None, ns, day, out: dict[str, np.ndarray])
         }
     for name in ("vix_log_ret", "vix_z_score", "vix_rel_vol", "vix_atr_ratio"):
         default = SPECS_BY_NAME[name].default
-        joined = ind.take(own.get(name, np.array([])), idx, default)
+        joined = series.take(own.get(name, np.array([])), idx, default)
         joined[np.isnan(joined)] = default  # VIXY's own warm-up
         out[name] = joined
     out["has_vix_context"] = (idx >= 0).astype(np.int8)
@@ -251,7 +252,7 @@ def _vix_columns(vixy: pd.DataFrame | None, ns, day, out: dict[str, np.ndarray])
 def _qqq_columns(qqq: pd.DataFrame | None, ns, day, r, out: dict[str, np.ndarray]) -> None:
     idx = _join(qqq, ns, day)
     source = qqq["close"].to_numpy(np.float64) if _present(qqq) else np.array([])
-    q_ret = ind.log_return(ind.take(source, idx))
+    q_ret = ind.log_return(series.take(source, idx))
     has = np.isfinite(q_ret)
     market = np.where(has, q_ret, 0.0)
     computed = {
@@ -269,7 +270,7 @@ def _regime_columns(regimes: pd.DataFrame | None, ns, day, out: dict[str, np.nda
     idx = _join(regimes, ns, day)
     for col in REGIME_COLUMNS:
         source = regimes[col].to_numpy(np.float64) if _present(regimes) else np.array([])
-        values = ind.take(source, idx, float(REGIME_DEFAULTS[col]))
+        values = series.take(source, idx, float(REGIME_DEFAULTS[col]))
         out[col] = values if col == "regime_sma_dist" else values.astype(np.int8)
     out["has_regime_context"] = (idx >= 0).astype(np.int8)
 
@@ -277,12 +278,12 @@ def _regime_columns(regimes: pd.DataFrame | None, ns, day, out: dict[str, np.nda
 def _positions(bars, ns, day, start, carry: FeatureCarry | None) -> tuple[int, int]:
     """(first output row, bar_index of row 0) after checking start, carry and lookback."""
     if carry is None:
-        return ind.first_row_at(ns, day, start), 0
-    carried = ind.utc_ns([carry.ts])[0]
+        return series.first_row_at(ns, day, start), 0
+    carried = series.utc_ns([carry.ts])[0]
     pos = int(np.searchsorted(ns, carried))
     if pos >= len(ns) or ns[pos] != carried:
         raise CarryMismatch(f"carry ts {carry.ts} is not a bar of the lookback passed in")
-    first = pos + 1 if start is None else ind.first_row_at(ns, day, start)
+    first = pos + 1 if start is None else series.first_row_at(ns, day, start)
     if first != pos + 1:
         raise CarryMismatch(
             f"carry ts {carry.ts} must be the last bar before start {start}, "
@@ -319,10 +320,10 @@ def compute_features(
     fewer than ``LOOKBACK_BARS`` bars precede start and they are not the whole history.
     """
     arrays = _bar_arrays(bars)
-    ns = ind.utc_ns(bars["ts"])
+    ns = series.utc_ns(bars["ts"])
     if len(ns) > 1 and not (np.diff(ns) > 0).all():
         raise InvalidBars("bars must be sorted by ts with unique ts")
-    day, minute, weekday = ind.session_clock(ns)
+    day, minute, weekday = series.session_clock(ns)
     first, offset = _positions(bars, ns, day, start, carry)
     o, h, lo, c, v = (arrays[k] for k in ("open", "high", "low", "close", "volume"))
     out: dict[str, np.ndarray] = {  # copies: the output must not share memory with bars
@@ -350,7 +351,7 @@ def compute_features(
     for k in (1, 2, 3, 5):
         out[f"return_lag_{k}"] = ind.lag(r, k)
     out["volume_change"] = ind.volume_change(v)
-    sigma_r = ind.rolling_std(r, 20)
+    sigma_r = series.rolling_std(r, 20)
     out["return_z_score_20"] = ind.return_z_score(r, 20, sigma=sigma_r)
     out["vol_ratio_60"] = ind.vol_ratio(v, 60)
     out["atr_ratio_15"] = ind.atr_ratio(h, lo, c, 15)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stock_assets.core import indicators as ind
+from stock_assets.core import series
 
 TRAIN, TEST = "train", "test"
 _EPOCH = datetime.date(1970, 1, 1)
@@ -66,7 +66,7 @@ def _day_numbers(values: Any) -> np.ndarray:
     the date itself of a date, a naive timestamp or a date string."""
     index = pd.DatetimeIndex(values if isinstance(values, pd.Series | np.ndarray) else list(values))
     if index.tz is not None:
-        return ind.day_number(ind.utc_ns(index))
+        return series.day_number(series.utc_ns(index))
     return ((index.normalize() - pd.Timestamp(_EPOCH)).days).to_numpy(np.int64)
 
 

@@ -36,6 +36,7 @@ from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
 from stock_assets.core import indicators as ind
+from stock_assets.core import series
 
 GMM_TRAIN_SESSIONS = 20
 GMM_MIN_SAMPLES = 100
@@ -100,13 +101,13 @@ class _Symbol:
     """One context symbol on its own bar grid, joined as of each grid minute (same day)."""
 
     def __init__(self, bars: pd.DataFrame, grid_ns: np.ndarray, grid_day: np.ndarray):
-        ns = ind.utc_ns(bars["ts"])
-        day = ind.day_number(ns)
+        ns = series.utc_ns(bars["ts"])
+        day = series.day_number(ns)
         self.close = bars["close"].to_numpy(np.float64)
-        self.idx = ind.asof_same_day(grid_ns, grid_day, ns, day)
+        self.idx = series.asof_same_day(grid_ns, grid_day, ns, day)
 
     def on_grid(self, values: np.ndarray) -> np.ndarray:
-        return ind.take(values, self.idx)
+        return series.take(values, self.idx)
 
 
 def _fit_labels(x_train: np.ndarray, x_day: np.ndarray) -> np.ndarray:
@@ -168,10 +169,10 @@ def compute_regimes(
     present = [b for b in (qqq, vixy) if _present(b)]
     if not present:
         return _empty()
-    grid = pd.DatetimeIndex(np.unique(np.concatenate([ind.utc_ns(b["ts"]) for b in present])))
+    grid = pd.DatetimeIndex(np.unique(np.concatenate([series.utc_ns(b["ts"]) for b in present])))
     grid = grid.tz_localize("UTC")
     grid_ns = grid.asi8
-    grid_day = ind.day_number(grid_ns)
+    grid_day = series.day_number(grid_ns)
     n = len(grid_ns)
     out = {k: np.full(n, v, dtype=np.float64) for k, v in REGIME_DEFAULTS.items()}
     ready = np.ones(n, dtype=bool)
@@ -179,7 +180,7 @@ def compute_regimes(
 
     if _present(qqq):
         q = _Symbol(qqq, grid_ns, grid_day)
-        sma = ind.rolling_mean(q.close, SMA_WINDOW, per_window=True)
+        sma = series.rolling_mean(q.close, SMA_WINDOW, per_window=True)
         close, sma_g = q.on_grid(q.close), q.on_grid(sma)
         ok = np.isfinite(sma_g)
         out["regime_sma"] = np.where(ok, (close >= sma_g).astype(np.float64), 1.0)
@@ -191,7 +192,7 @@ def compute_regimes(
 
     if _present(vixy):
         v = _Symbol(vixy, grid_ns, grid_day)
-        level = ind.rolling_mean(v.close, VIX_LEVEL_WINDOW, per_window=True)
+        level = series.rolling_mean(v.close, VIX_LEVEL_WINDOW, per_window=True)
         trend = np.log(v.close / ind.lag(v.close, VIX_TREND_BARS))
         close, level_g, trend_g = v.on_grid(v.close), v.on_grid(level), v.on_grid(trend)
         ok = np.isfinite(level_g) & np.isfinite(trend_g)
@@ -202,7 +203,7 @@ def compute_regimes(
     else:
         ready[:] = False
 
-    s = ind.first_row_at(grid_ns, grid_day, start)
+    s = series.first_row_at(grid_ns, grid_day, start)
     if s >= n:
         return _empty()
     x = np.column_stack(gmm_inputs)
@@ -227,7 +228,7 @@ def compute_regimes(
 
 def _log_vol(close: np.ndarray) -> np.ndarray:
     """ln max(sigma_30(r), 1e-8): the GMM's volatility input (finite for flat prices)."""
-    return np.log(np.fmax(ind.rolling_std(ind.log_return(close), VOL_WINDOW), _LOG_VOL_FLOOR))
+    return np.log(np.fmax(series.rolling_std(ind.log_return(close), VOL_WINDOW), _LOG_VOL_FLOOR))
 
 
 def check_regime_codes(

@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stock_assets.core import indicators as ind
+from stock_assets.core import series
 
 NAN = float("nan")
 
@@ -353,17 +354,17 @@ def test_flat_prices_give_neutral_values_not_nan() -> None:
 
 def test_rolling_moments_do_not_depend_on_where_the_computation_starts() -> None:
     _, _, c, _ = generated_bars(3, 2000, 0.2, 0.0, 450.0)
-    full, tail = ind.rolling_std(c, 20), ind.rolling_std(c[1234:], 20)
+    full, tail = series.rolling_std(c, 20), series.rolling_std(c[1234:], 20)
     np.testing.assert_array_equal(full[1234 + 19 :], tail[19:])
-    full = ind.rolling_mean(c, 200, per_window=True)
-    tail = ind.rolling_mean(c[1234:], 200, per_window=True)
+    full = series.rolling_mean(c, 200, per_window=True)
+    tail = series.rolling_mean(c[1234:], 200, per_window=True)
     np.testing.assert_array_equal(full[1234 + 199 :], tail[199:])
     assert_matches(full, ref_sma(c.tolist(), 200))
 
 
 def test_session_clock_matches_pandas_calendar_fields_across_dst() -> None:
     ts = pd.Series(pd.date_range("2024-03-08 14:30", "2024-03-12 20:59", freq="7min", tz="UTC"))
-    day, minute, weekday = ind.session_clock(ts)
+    day, minute, weekday = series.session_clock(ts)
     et = ts.dt.tz_convert("America/New_York")
     assert (minute == (et.dt.hour * 60 + et.dt.minute).to_numpy()).all()
     assert (weekday == et.dt.dayofweek.to_numpy()).all()
@@ -383,4 +384,4 @@ def test_asof_same_day_never_looks_ahead_nor_into_yesterday() -> None:
     left_day = np.array([1, 1, 1, 2])
     right = np.array([150, 300, 900])
     right_day = np.array([1, 1, 1])
-    assert ind.asof_same_day(left, left_day, right, right_day).tolist() == [-1, 0, 1, -1]
+    assert series.asof_same_day(left, left_day, right, right_day).tolist() == [-1, 0, 1, -1]

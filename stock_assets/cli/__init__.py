@@ -1,0 +1,145 @@
+"""The `stock-assets` command: what a person types.
+
+Exit codes: 0 done, 1 a requested symbol failed, 2 a usage error (one line on stderr).
+Ingestion runs through Dagster on the instance in DAGSTER_HOME, so every run shows in
+the UI (`stock-assets dev`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+
+from stock_assets.cli.bars import (
+    cmd_backfill,
+    cmd_bars,
+    cmd_dev,
+    cmd_gaps,
+    cmd_ingest,
+    cmd_symbols,
+)
+from stock_assets.cli.common import EXIT_USAGE
+from stock_assets.cli.research import (
+    DEMO_DAYS,
+    cmd_demo,
+    cmd_features,
+    cmd_leaderboard,
+    cmd_simulate,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stock-assets",
+        description="Local warehouse of US 1-minute stock bars, as Dagster assets.",
+        epilog="Data lives under STOCK_ASSETS_HOME (default ./data); Dagster under DAGSTER_HOME.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="JSON logs at INFO on stderr")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Callable[[argparse.Namespace], int], text: str):
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    symbols = add("symbols", cmd_symbols, "Add, list or remove symbols (Dagster partitions).")
+    symbols.add_argument("action", choices=["add", "list", "remove"])
+    symbols.add_argument("symbols", nargs="*", metavar="SYMBOL")
+
+    ingest_p = add("ingest", cmd_ingest, "Fetch 1-minute bars through Dagster for a date range.")
+    ingest_p.add_argument("symbols", nargs="+", metavar="SYMBOL")
+    ingest_p.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
+    ingest_p.add_argument("--end", help="last day, YYYY-MM-DD (default: today)")
+    ingest_p.add_argument(
+        "--provider", help="provider order, e.g. alpaca,yahoo or synthetic or csv"
+    )
+    ingest_p.add_argument("--csv", help="file or folder for the csv provider")
+    ingest_p.add_argument(
+        "--csv-label", default="start", choices=["start", "end"],
+        help="csv rows are labelled by the bar's start (default) or end minute",
+    )  # fmt: skip
+    ingest_p.add_argument("--refetch", action="store_true", help="ask again for complete days")
+
+    bars = add("bars", cmd_bars, "Print the latest stored bars of a symbol.")
+    bars.add_argument("symbol", metavar="SYMBOL")
+    bars.add_argument("--interval", default="1m", choices=["1m", "5m", "15m", "30m", "1h", "1d"])
+    bars.add_argument("--limit", type=int, default=20)
+    bars.add_argument("--format", default="table", choices=["table", "csv", "json"])
+
+    gaps = add("gaps", cmd_gaps, "List days with missing or filled session minutes.")
+    gaps.add_argument("symbol", metavar="SYMBOL")
+    gaps.add_argument("--start")
+    gaps.add_argument("--end")
+    gaps.add_argument("--format", default="table", choices=["table", "csv", "json"])
+
+    backfill = add("backfill", cmd_backfill, "Fill missing minutes from neighbours (flagged).")
+    backfill.add_argument("symbol", metavar="SYMBOL")
+    backfill.add_argument("--max-iterations", type=int, default=10)
+    backfill.add_argument("--start")
+    backfill.add_argument("--end")
+
+    feats = add(
+        "features",
+        cmd_features,
+        "Show a symbol's features, list fold options, or build features "
+        "(features SYMBOL | features options | features build SYMBOL...).",
+    )
+    feats.add_argument("target", metavar="SYMBOL|options|build")
+    feats.add_argument("symbols", nargs="*", metavar="SYMBOL", help="symbols to build")
+    feats.add_argument("--columns", help="comma-separated columns to show")
+    feats.add_argument("--tail", type=int, default=20, help="newest N rows (default 20)")
+    feats.add_argument(
+        "--fold", help='fold configuration, e.g. \'{"train_days": 30, "test_days": 5}\''
+    )
+    feats.add_argument("--start", help="build: first day")
+    feats.add_argument("--end", help="build: last day")
+    feats.add_argument("--format", default="table", choices=["table", "csv", "json"])
+
+    sim = add("simulate", cmd_simulate, "Backtest a model's predictions over a parameter grid.")
+    sim.add_argument("symbol", metavar="SYMBOL")
+    sim.add_argument("--model", help="model id (default: every baseline model)")
+    sim.add_argument("--thresholds", default="0", help="comma-separated, log-return units")
+    sim.add_argument(
+        "--fill-delay", default="0", help="bars, comma-separated; k > 0 fills at the midpoint"
+    )
+    sim.add_argument("--fee", type=float, default=0.02, help="dollars per fill (default 0.02)")
+    sim.add_argument("--fee-bps", type=float, default=0.0, help="basis points per fill")
+    sim.add_argument(
+        "--regime", action="append", help="whitelist, e.g. regime_gmm=0,1 (repeatable)"
+    )
+    sim.add_argument("--bot", action="store_true", help="also gate entries by the bot (test split)")
+    sim.add_argument("--zscore", action="store_true", help="also with the z-score outlier filter")
+    sim.add_argument("--volnorm", action="store_true", help="also with volatility normalization")
+    sim.add_argument("--fractional", action="store_true", help="fractional shares")
+    sim.add_argument("--split", default="all", choices=["all", "train", "test"])
+    sim.add_argument("--by", default="sqn", help="metric to rank by (default sqn)")
+    sim.add_argument("--limit", type=int, default=10)
+
+    board = add("leaderboard", cmd_leaderboard, "Stored simulations, best first.")
+    board.add_argument("symbol", nargs="?", metavar="SYMBOL")
+    board.add_argument("--by", default="sqn", help="metric to rank by (default sqn)")
+    board.add_argument("--limit", type=int, default=20)
+    board.add_argument("--format", default="table", choices=["table", "csv", "json"])
+
+    demo = add("demo", cmd_demo, "Ingest SPY, QQQ, AAPL, VIXY (synthetic) for recent days.")
+    demo.add_argument("--days", type=int, default=DEMO_DAYS)
+
+    dev = add("dev", cmd_dev, "Start the Dagster UI and daemon (default 127.0.0.1:3000).")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=3000)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.verbose:
+        os.environ["STOCK_ASSETS_LOG_LEVEL"] = "INFO"
+    os.environ.setdefault("STOCK_ASSETS_LOG_LEVEL", "WARNING")
+    try:
+        return args.handler(args)
+    except ValueError as error:  # InvalidSymbol, InvalidDate, UsageError and bad options
+        print(f"stock-assets: error: {error}", file=sys.stderr)
+        return EXIT_USAGE

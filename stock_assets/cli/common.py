@@ -1,0 +1,157 @@
+"""What every command shares: exit codes, the Dagster instance and job runs, trading-day
+ranges from options, and printing rows as a table, CSV or JSON."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import sys
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from stock_assets import settings
+
+if TYPE_CHECKING:  # heavy imports happen inside the functions that need them
+    import pandas as pd
+    import pyarrow as pa
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(ValueError):
+    """A request that cannot be carried out as typed."""
+
+
+def echo(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def dagster_instance():
+    """The Dagster instance under DAGSTER_HOME (one per home in this process)."""
+    return _instance_at(str(settings.use_dagster_home()))
+
+
+@lru_cache(maxsize=4)
+def _instance_at(home: str):
+    import dagster as dg
+
+    return dg.DagsterInstance.from_config(home)
+
+
+def run_job(job: str, *, tags: dict[str, str] | None = None, ops: dict | None = None):
+    """Execute a job of the definitions in this process, on the instance under
+    DAGSTER_HOME, so its run shows in the UI (with its full log); the console stays quiet
+    and the command reports the outcome."""
+    from stock_assets.definitions import defs
+
+    config: dict = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+    if ops:
+        config["ops"] = ops
+    return defs.resolve_job_def(job).execute_in_process(
+        run_config=config, instance=dagster_instance(), tags=tags or {}, raise_on_error=False
+    )
+
+
+def open_warehouse():
+    from stock_assets.resources.warehouse import WarehouseResource
+
+    return WarehouseResource(home=str(settings.home()))
+
+
+def trading_days(
+    start: str | None, end: str | None, default_days: int | None = None
+) -> list[dt.date]:
+    import pandas as pd
+
+    from stock_assets.assets.partitions import FIRST_DAY
+    from stock_assets.core import calendar
+
+    today = pd.Timestamp.now(calendar.EXCHANGE_TZ).date()
+    if start is None and default_days:
+        last = calendar.last_session_on_or_before(today)
+        return [*calendar.previous_sessions(last, default_days - 1), last]
+    if start is None:
+        raise UsageError("--start is required (YYYY-MM-DD)")
+    first, last = calendar.parse_range(start, end or today.isoformat())
+    if last > today:
+        raise UsageError(f"end {last} is in the future (today is {today})")
+    if first < FIRST_DAY:
+        raise UsageError(f"start {first} is before the first partition day {FIRST_DAY}")
+    days = calendar.sessions(first, last)
+    if not days:
+        raise UsageError(f"no XNYS session between {first} and {last}")
+    return days
+
+
+def failure_reason(result) -> str:
+    """The error message of a failed run's first failed step."""
+    failure = next((e for e in result.all_events if e.is_step_failure), None)
+    if failure is None or failure.step_failure_data.error is None:
+        return f"run {result.run_id} failed (see the Dagster UI)"
+    error = failure.step_failure_data.error
+    while error.cause is not None and error.cls_name.startswith("Dagster"):
+        error = error.cause  # Dagster wraps the user's exception
+    line = error.message.strip().splitlines()[-1]
+    kind, _, text = line.partition(": ")
+    return text if text and " " not in kind else line  # drop "package.module.Error: "
+
+
+def emit(data: pa.Table | pd.DataFrame, fmt: str, first: dict[str, str] | None = None) -> None:
+    """Print rows as an aligned table, CSV or JSON records, with constant leading columns
+    `first`. Arrow tables print without importing pandas (a fast `bars`)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
+    for i, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type):
+            seconds = pc.cast(table.column(i), pa.timestamp("s", tz="UTC"), safe=False)
+            text = pc.strftime(seconds, format="%Y-%m-%dT%H:%M:%S+00:00")
+            table = table.set_column(i, field.name, text)
+    names = [*(first or {}), *table.column_names]
+    rows = [{**(first or {}), **row} for row in table.to_pylist()]
+    if fmt == "json":
+        records = [{k: _json_value(v) for k, v in row.items()} for row in rows]
+        sys.stdout.write(json.dumps(records, default=_text, allow_nan=False) + "\n")
+        return
+    cells = [[_text(row[name], short=fmt == "table") for name in names] for row in rows]
+    if fmt == "csv":
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerows([names, *cells])
+        return
+    if not cells:
+        echo("(no rows)")
+        return
+    widths = [max(len(name), *(len(row[i]) for row in cells)) for i, name in enumerate(names)]
+    for row in [names, *cells]:
+        echo("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def _text(value: object, short: bool = False) -> str:
+    """A cell: full precision, or with `short` floats rounded to 6 decimals for reading."""
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, float):
+        if short and math.isfinite(value) and abs(value) >= 1e-3:
+            value = round(value, 6)
+        return repr(value) if not short or abs(value) >= 1e-3 or value == 0 else f"{value:.6g}"
+    return str(value)
+
+
+def _json_value(value: object) -> object:
+    """JSON has no NaN or infinity: NaN becomes null, infinities the strings inf/-inf."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def floats(text: str) -> list[float]:
+    try:
+        return [float(value) for value in text.split(",") if value.strip()]
+    except ValueError:
+        raise UsageError(f"{text!r}: comma-separated numbers, e.g. 0,0.001") from None
