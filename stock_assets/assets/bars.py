@@ -61,7 +61,7 @@ def bars_1m(
             "date": [o.day.isoformat() for _, o, _ in results],
             "status": [o.status for _, o, _ in results],
             "provider": [o.provider or "" for _, o, _ in results],
-            "rows": [st.rows if st else None for _, _, st in results],
+            "rows": [st.rows if st else float("nan") for _, _, st in results],
             "missing_minutes": [st.missing_minutes if st else 0 for _, _, st in results],
             "written": [bool(st and st.written) for _, _, st in results],
         }
