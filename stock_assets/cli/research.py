@@ -45,6 +45,7 @@ def build_features(symbols: list[str], days: list[dt.date]) -> int:
         })  # fmt: skip
         if not regimes.success:
             failed.append("market_regimes")
+            echo(f"market_regimes FAILED: {failure_reason(regimes)}")
         progress.advance(task)
         for symbol in symbols:
             progress.update(task, description=f"{symbol}: features for {len(days)} day(s)")
@@ -55,6 +56,8 @@ def build_features(symbols: list[str], days: list[dt.date]) -> int:
             checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
             echo(f"{symbol:8} {'ok' if result.success else 'FAILED':6} {rows:>9} rows  "
                    f"checks: {', '.join(f'{k}={v}' for k, v in checks.items())}")  # fmt: skip
+            if not result.success:
+                echo(f"  {symbol} failed: {failure_reason(result)}")
             if not result.success or not all(checks.values()):
                 failed.append(symbol)
             progress.advance(task)

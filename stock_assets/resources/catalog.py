@@ -111,6 +111,25 @@ def lake_select(lake: Lake, dataset: str, columns: dict[str, str] | None) -> str
     )
 
 
+def _migrate_feature_metadata(connection: duckdb.DuckDBPyConnection) -> None:
+    """Catalogs written before `code_hash` existed get the column (value 'unknown') and
+    the wider primary key; their rows are kept."""
+    columns = connection.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'feature_metadata'"
+    ).fetchall()
+    if not columns or ("code_hash",) in columns:
+        return
+    connection.execute("BEGIN")
+    connection.execute("ALTER TABLE feature_metadata RENAME TO feature_metadata_old")
+    connection.execute(FEATURE_TABLES_DDL)
+    connection.execute(
+        "INSERT INTO feature_metadata BY NAME "
+        "SELECT *, 'unknown' AS code_hash FROM feature_metadata_old"
+    )
+    connection.execute("DROP TABLE feature_metadata_old")
+    connection.execute("COMMIT")
+
+
 class Catalog:
     def __init__(self, path: str | Path, lake: Lake):
         self.path = Path(path)
@@ -134,6 +153,7 @@ class Catalog:
                 delay = min(delay * 2, 1.0)
         try:
             connection.execute(INGEST_STATUS_DDL)
+            _migrate_feature_metadata(connection)
             connection.execute(FEATURE_TABLES_DDL)
             connection.execute(SIM_RUNS_DDL)
             yield connection

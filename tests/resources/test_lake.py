@@ -177,3 +177,23 @@ def test_catalog_writes_from_concurrent_processes_wait_for_the_lock(tmp_path):
     assert [writer.wait(timeout=300) for writer in writers] == [0, 0, 0]
     status = WarehouseResource(home=str(tmp_path)).catalog.ingest_status()
     assert status.groupby("symbol").size().to_dict() == {"AAA": 28, "BBB": 28, "CCC": 28}
+
+
+def test_a_catalog_from_before_code_hash_is_migrated_keeping_its_rows(tmp_path):
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        con.execute(
+            "CREATE TABLE feature_metadata (feature VARCHAR NOT NULL, version INTEGER NOT NULL, "
+            "params VARCHAR NOT NULL, params_hash VARCHAR NOT NULL, code_ref VARCHAR NOT NULL, "
+            "category VARCHAR, warmup_bars INTEGER, dtype VARCHAR, git_revision VARCHAR, "
+            "created_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (feature, version, params_hash))"
+        )
+        con.execute(
+            "INSERT INTO feature_metadata VALUES ('rsi_14', 1, '{}', 'h', "
+            "'stock_assets.core.indicators:rsi', 'momentum', 14, 'float64', 'abc', now())"
+        )
+    catalog = WarehouseResource(home=str(tmp_path)).catalog
+    from stock_assets.core.features import feature_metadata_rows
+
+    catalog.record_feature_metadata(feature_metadata_rows())
+    rows = catalog.query("SELECT feature, code_hash FROM feature_metadata WHERE feature = 'rsi_14'")
+    assert sorted(rows["code_hash"].str.len()) == [7, 64]  # 'unknown' kept, the new one added
