@@ -168,3 +168,18 @@ def test_provider_problems_are_reported_not_raised(home, capsys):
     assert main([*args, "--provider", "csv", "--csv", "/no/such/file.csv"]) == 2
     assert main([*args, "--provider", "alpaca"]) == 1  # the home fixture removed every key
     assert "SPY failed: no Alpaca keys in the environment" in capsys.readouterr().out
+
+
+def test_symbols_add_list_remove(home, capsys):
+    assert main(["symbols", "add", "spy", "brk.b", "SPY"]) == 0
+    assert "added SPY, BRK.B" in capsys.readouterr().out
+    assert main(["symbols", "add", "SPY"]) == 0
+    assert "nothing new" in capsys.readouterr().out
+    assert main(["symbols", "list"]) == 0
+    assert capsys.readouterr().out.split() == ["BRK.B", "SPY"]
+    assert main(["symbols", "remove", "BRK.B"]) == 0
+    capsys.readouterr()
+    assert main(["symbols", "list"]) == 0
+    assert capsys.readouterr().out.split() == ["SPY"]
+    assert main(["symbols", "add", "../etc"]) == 2
+    assert main(["symbols", "add"]) == 2
