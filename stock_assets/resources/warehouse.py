@@ -17,7 +17,7 @@ from stock_assets.core import bars as core_bars
 from stock_assets.core import calendar
 from stock_assets.logs import get_logger, log_event
 from stock_assets.resources.catalog import Catalog
-from stock_assets.resources.lake import Lake, to_frame
+from stock_assets.resources.lake import CorruptPartition, Lake, to_frame
 
 _TS = pa.timestamp("ns", tz="UTC")
 _VALUES = [
@@ -82,8 +82,13 @@ class WarehouseResource(dg.ConfigurableResource):
         return core_bars.empty_bars() if stored is None else stored[core_bars.BAR_COLUMNS]
 
     def complete_days(self, symbol: str, days: list[dt.date]) -> set[dt.date]:
-        """Days whose stored partition has every session minute, none of them made up."""
-        stored = self.read_bars(symbol, days)
+        """Days whose stored partition has every session minute, none of them made up (an
+        unreadable partition is not complete, so it is fetched and replaced)."""
+        try:
+            stored = self.read_bars(symbol, days)
+        except CorruptPartition:  # one by one, leaving the unreadable ones out
+            readable = [day for day in days if self._readable(symbol, day) is not None]
+            return set().union(*(self.complete_days(symbol, [day]) for day in readable))
         real = stored.loc[~stored["is_filled"]]
         slices = core_bars.day_slices(real["ts"], days)
         return {
@@ -102,7 +107,7 @@ class WarehouseResource(dg.ConfigurableResource):
         for day in days:
             lo, hi = slices[day]
             part = table.slice(lo, hi - lo)
-            existing = self.lake.read_table("bars_1m", symbol, day)
+            existing = self._readable(symbol, day)
             if existing is not None and existing.num_rows:
                 if part.num_rows:
                     merged = core_bars.merge_bars(to_frame(existing), to_frame(part))
@@ -118,6 +123,15 @@ class WarehouseResource(dg.ConfigurableResource):
             rows=sum(r.rows for r in results), written=sum(r.written for r in results),
         )  # fmt: skip
         return results
+
+    def _readable(self, symbol: str, day: dt.date) -> pa.Table | None:
+        """A stored 1-minute partition, or None when there is none or it cannot be read
+        (then it is logged, and the next write replaces it)."""
+        try:
+            return self.lake.read_table("bars_1m", symbol, day)
+        except CorruptPartition as error:
+            log.warning(str(error), extra={"stage": "persist", "symbol": symbol})
+            return None
 
     def store_by_day(
         self, dataset: str, symbol: str | None, frame: pd.DataFrame, days: list[dt.date]

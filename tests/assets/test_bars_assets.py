@@ -152,3 +152,15 @@ def test_market_data_auto_order_depends_on_keys(monkeypatch):
     assert [p.name for p in MarketDataResource().chain()] == ["alpaca", "yahoo"]
     with pytest.raises(ValueError, match="provider order"):
         MarketDataResource(providers="iexcloud").chain()
+
+
+def test_reingest_replaces_an_unreadable_partition(home, defs_and_instance):
+    defs, instance = defs_and_instance
+    assert run_ingest(defs, instance, "SPY").success
+    corrupt = (
+        home / "lake" / "bars_1m" / "symbol=SPY" / f"date={DAYS[1].isoformat()}" / "part.parquet"
+    )
+    good = lake_digest(home)
+    corrupt.write_bytes(b"PAR1 this is not parquet any more")
+    assert run_ingest(defs, instance, "SPY").success
+    assert lake_digest(home) == good  # repaired from the provider, the others untouched
