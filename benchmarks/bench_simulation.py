@@ -251,31 +251,24 @@ def run_compile(data: tuple) -> dict:
     return {"seconds": first - (time.perf_counter() - began)}
 
 
+def _loop_args(shared: dict) -> tuple:
+    """The prepared per-bar arrays the hand-written loop takes, in its argument order."""
+    return tuple(shared[k] for k in ("fill_px", "outlier", "scale", "regime_ok", "bot_ok"))
+
+
 def run_numba_loop(data: tuple, repeat: int) -> dict:
     bars, pred, regimes, proba = data
     combos = _combo_table(grid_spec())
     close = bars["close"].to_numpy()
     shared = _shared(bars, pred, regimes, proba)  # compiles both
-    args = (
-        shared["fill_px"],
-        shared["outlier"],
-        shared["scale"],
-        shared["regime_ok"],
-        shared["bot_ok"],
-    )
+    args = _loop_args(shared)
     _numba_loop(pred, close, *args, combos, DELAY, FEE, 10_000.0)
     best = best_total = math.inf
     for _ in range(repeat):
         began = time.perf_counter()
         shared = _shared(bars, pred, regimes, proba)
         prepared = time.perf_counter()
-        args = (
-            shared["fill_px"],
-            shared["outlier"],
-            shared["scale"],
-            shared["regime_ok"],
-            shared["bot_ok"],
-        )
+        args = _loop_args(shared)
         finals, _ = _numba_loop(pred, close, *args, combos, DELAY, FEE, 10_000.0)
         done = time.perf_counter()
         best, best_total = min(best, done - prepared), min(best_total, done - began)
