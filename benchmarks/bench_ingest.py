@@ -134,7 +134,7 @@ def bars_latency(home: Path, symbol: str) -> tuple[float, float]:
         start = time.perf_counter()
         subprocess.run(command, env=env, check=True, capture_output=True)
         walls.append(time.perf_counter() - start)
-    from stock_assets.resources.lake import Lake, latest_bars
+    from stock_assets.storage.lake import Lake, latest_bars
 
     lake = Lake(home / "lake")
     latest_bars(lake, symbol, "1m", 5)

@@ -10,7 +10,7 @@ from pydantic import Field
 from stock_assets.assets.partitions import bars_partitions, days_by_symbol
 from stock_assets.ingest import ingest_symbol
 from stock_assets.logs import log_context
-from stock_assets.resources.catalog import lake_select
+from stock_assets.storage.catalog import lake_select
 from stock_assets.resources.market_data import MarketDataResource
 from stock_assets.resources.warehouse import DERIVED_INTERVALS, WarehouseResource
 

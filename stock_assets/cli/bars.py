@@ -113,7 +113,7 @@ def cmd_bars(args: argparse.Namespace) -> int:
     symbol = normalize_symbol(args.symbol)
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
-    from stock_assets.resources.lake import Lake, latest_bars
+    from stock_assets.storage.lake import Lake, latest_bars
 
     table = latest_bars(Lake(settings.home() / "lake"), symbol, args.interval, args.limit)
     if table is None:

@@ -78,7 +78,7 @@ def cmd_features(args: argparse.Namespace) -> int:
             rows = rows[rows["fold_config"] == fold.key]
         emit(rows, args.format)
         return EXIT_OK
-    from stock_assets.resources.lake import to_frame
+    from stock_assets.storage.lake import to_frame
 
     symbol = normalize_symbol(args.target)
     if args.tail < 1:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from stock_assets.core import bars as core_bars
 from stock_assets.logs import get_logger, log_event
-from stock_assets.resources.providers.base import Provider, ProviderError
+from stock_assets.providers.base import Provider, ProviderError
 
 PROVIDER_NAMES = ("alpaca", "yahoo", "synthetic", "csv")
 log = get_logger(__name__)
@@ -34,7 +34,7 @@ def parse_provider_order(order: str) -> list[str]:
     keys are set and synthetic otherwise."""
     names = [name.strip().lower() for name in order.split(",") if name.strip()]
     if names == ["auto"]:
-        from stock_assets.resources.providers.alpaca import alpaca_keys_from_env
+        from stock_assets.providers.alpaca import alpaca_keys_from_env
 
         return ["alpaca", "yahoo"] if alpaca_keys_from_env() else ["synthetic"]
     unknown = [name for name in names if name not in PROVIDER_NAMES]
@@ -89,7 +89,7 @@ class MarketDataResource(dg.ConfigurableResource):
 
     def _provider(self, name: str) -> Provider:
         if name == "alpaca":
-            from stock_assets.resources.providers.alpaca import AlpacaProvider
+            from stock_assets.providers.alpaca import AlpacaProvider
 
             if not (self.alpaca_key_id and self.alpaca_secret_key):
                 return AlpacaProvider.from_env()
@@ -100,18 +100,18 @@ class MarketDataResource(dg.ConfigurableResource):
                 data_url=self.alpaca_data_url or os.environ.get("ALPACA_DATA_URL") or None,
             )
         if name == "yahoo":
-            from stock_assets.resources.providers.yahoo import YahooProvider
+            from stock_assets.providers.yahoo import YahooProvider
 
             return YahooProvider()
         if name == "csv":
-            from stock_assets.resources.providers.csv import CsvProvider
+            from stock_assets.providers.csv import CsvProvider
 
             path = self.csv_path or os.environ.get("STOCK_ASSETS_CSV_PATH")
             if not path:
                 raise ValueError("provider csv needs a path (--csv PATH or STOCK_ASSETS_CSV_PATH)")
             label = self.csv_label or os.environ.get("STOCK_ASSETS_CSV_LABEL") or "start"
             return CsvProvider(path, label=label, timezone=self.csv_timezone)
-        from stock_assets.resources.providers.synthetic import SyntheticProvider
+        from stock_assets.providers.synthetic import SyntheticProvider
 
         return SyntheticProvider(seed=self.synthetic_seed)
 

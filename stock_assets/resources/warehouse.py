@@ -16,8 +16,8 @@ from stock_assets import settings
 from stock_assets.core import bars as core_bars
 from stock_assets.core import calendar
 from stock_assets.logs import get_logger, log_event
-from stock_assets.resources.catalog import Catalog
-from stock_assets.resources.lake import CorruptPartition, Lake, to_frame
+from stock_assets.storage.catalog import Catalog
+from stock_assets.storage.lake import CorruptPartition, Lake, to_frame
 
 _TS = pa.timestamp("ns", tz="UTC")
 _VALUES = [

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from stock_assets.core import calendar
-from stock_assets.resources.providers.base import empty_raw
+from stock_assets.providers.base import empty_raw
 
 BarsSource = Callable[[str, pd.Timestamp, pd.Timestamp], pd.DataFrame]
 """`bars_for(symbol, start_utc, end_utc)`: RAW_COLUMNS bars with start <= ts <= end."""

@@ -23,8 +23,8 @@ from stock_assets.core.synthetic import (
     market_state,
     symbol_profile,
 )
-from stock_assets.resources.providers.base import RAW_COLUMNS, empty_raw
-from stock_assets.resources.providers.synthetic import SyntheticProvider
+from stock_assets.providers.base import RAW_COLUMNS, empty_raw
+from stock_assets.providers.synthetic import SyntheticProvider
 
 ET = calendar.EXCHANGE_TZ
 

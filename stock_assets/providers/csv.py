@@ -26,7 +26,7 @@ from stock_assets.core import calendar
 from stock_assets.core.bars import session_position
 from stock_assets.core.symbols import InvalidSymbol, normalize_symbol
 from stock_assets.logs import get_logger, log_event
-from stock_assets.resources.providers.base import RAW_COLUMNS, ProviderError, empty_raw
+from stock_assets.providers.base import RAW_COLUMNS, ProviderError, empty_raw
 
 logger = get_logger(__name__)
 

@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from stock_assets.resources.providers.base import RAW_COLUMNS, ProviderError, empty_raw
-from stock_assets.resources.providers.csv import CsvProvider
+from stock_assets.providers.base import RAW_COLUMNS, ProviderError, empty_raw
+from stock_assets.providers.csv import CsvProvider
 
 ET, UTC = ZoneInfo("America/New_York"), dt.UTC
 SPY_2024 = "SPY_1min_2024-02-20_2024-05-17.csv"

@@ -14,7 +14,7 @@ import pandas as pd
 from stock_assets.core.symbols import normalize_symbol
 from stock_assets.core.synthetic import generate_range
 from stock_assets.logs import get_logger, log_event
-from stock_assets.resources.providers.base import RAW_COLUMNS, empty_raw
+from stock_assets.providers.base import RAW_COLUMNS, empty_raw
 
 logger = get_logger(__name__)
 

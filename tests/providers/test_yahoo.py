@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from yfinance.exceptions import YFPricesMissingError, YFTzMissingError
 
 from stock_assets.core import calendar
-from stock_assets.resources.providers.base import RAW_COLUMNS, ProviderError, empty_raw
-from stock_assets.resources.providers.yahoo import (
+from stock_assets.providers.base import RAW_COLUMNS, ProviderError, empty_raw
+from stock_assets.providers.yahoo import (
     YahooProvider,
     request_windows,
     yahoo_frame,

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stock_assets.core import calendar
-from stock_assets.resources.providers.alpaca import (
+from stock_assets.providers.alpaca import (
     AlpacaProvider,
     RetryPolicy,
     alpaca_keys_from_env,
@@ -23,7 +23,7 @@ from stock_assets.resources.providers.alpaca import (
     normalize_data_url,
     parse_feed,
 )
-from stock_assets.resources.providers.base import RAW_COLUMNS, ProviderError, empty_raw
+from stock_assets.providers.base import RAW_COLUMNS, ProviderError, empty_raw
 from stock_assets.testing import FakeAlpacaServer, FakeClock, Fault, generated_bars
 
 KEY, SECRET = "PKTEST7QX2KEYID", "sEcReT-9f8e7d6c5b4a"

@@ -13,7 +13,7 @@ import pytest
 from stock_assets.core import bars as core_bars
 from stock_assets.core import calendar
 from stock_assets.core.symbols import InvalidSymbol
-from stock_assets.resources.lake import CorruptPartition, Lake
+from stock_assets.storage.lake import CorruptPartition, Lake
 from stock_assets.resources.warehouse import BARS_SCHEMA, WarehouseResource, to_table
 
 DAY = dt.date(2024, 3, 8)
@@ -58,8 +58,8 @@ def test_a_writer_killed_midway_leaves_the_old_partition_intact(tmp_path, crash_
         f"""
         import os, signal, datetime as dt
         import pyarrow.parquet as pq
-        from stock_assets.resources import lake as lake_module
-        from tests.resources.test_lake import session_bars
+        from stock_assets.storage import lake as lake_module
+        from tests.storage.test_lake import session_bars
         from stock_assets.resources.warehouse import BARS_SCHEMA, to_table
         def die(*args, **kwargs):
             os.kill(os.getpid(), signal.SIGKILL)

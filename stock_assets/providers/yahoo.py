@@ -18,7 +18,7 @@ import pandas as pd
 
 from stock_assets.core import calendar
 from stock_assets.logs import get_logger, log_event, redact
-from stock_assets.resources.providers.base import RAW_COLUMNS, ProviderError, empty_raw
+from stock_assets.providers.base import RAW_COLUMNS, ProviderError, empty_raw
 
 YahooDownload = Callable[[str, dt.date, dt.date], pd.DataFrame]
 """`download(yahoo_symbol, start, end_exclusive)`: a yfinance-shaped frame of 1m bars."""

@@ -36,7 +36,7 @@ from requests.exceptions import ChunkedEncodingError
 
 from stock_assets.core import calendar
 from stock_assets.logs import get_logger, log_event, redact
-from stock_assets.resources.providers.base import RAW_COLUMNS, ProviderError, empty_raw
+from stock_assets.providers.base import RAW_COLUMNS, ProviderError, empty_raw
 
 KEY_ENV = ("ALPACA_API_KEY_ID", "ALPACA_KEY_ID", "APCA_API_KEY_ID")
 SECRET_ENV = ("ALPACA_API_SECRET_KEY", "ALPACA_SECRET_KEY", "APCA_API_SECRET_KEY")

@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 
 from stock_assets.core.sim_results import SIM_RUNS_DDL, leaderboard_sql
-from stock_assets.resources.lake import Lake
+from stock_assets.storage.lake import Lake
 from stock_assets.settings import git_revision
 
 INGEST_STATUS_DDL = """
