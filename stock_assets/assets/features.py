@@ -3,34 +3,23 @@
 import datetime as dt
 
 import dagster as dg
-import numpy as np
-import pandas as pd
 from pydantic import Field
 
-from stock_assets.assets.bars import bars_1m
 from stock_assets.assets.partitions import bars_partitions, days_by_symbol, trading_days_partitions
-from stock_assets.core import calendar
-from stock_assets.core import features as core_features
-from stock_assets.core import regimes as core_regimes
-from stock_assets.core.folds import FoldConfig, label_folds
+from stock_assets.assets.reporting import column_schema, partition_metadata
 from stock_assets.logs import log_context
 from stock_assets.resources.warehouse import WarehouseResource
 
-QQQ, VIXY = "QQQ", "VIXY"
 DEFAULT_FOLDS = ['{"train_days": 30, "test_days": 5}']
 PREVIEW_COLUMNS = ["ts", "close", "rsi_14", "macd_hist", "dist_vwap", "vix_z_score",
                    "regime_vix", "regime_gmm", "regime_sma"]  # fmt: skip
-
-
-def fold_column(config: FoldConfig) -> str:
-    return f"fold_{config.train_days}_{config.test_days}"
-
-
-def fold_labels(ts: pd.Series, config: FoldConfig) -> np.ndarray:
-    """'train'/'test' per row, episodes counted along every XNYS session since 2000, so all
-    symbols share them and later data never relabels earlier days."""
-    sessions = calendar.sessions(calendar.FIRST_DAY, calendar.last_day())
-    return label_folds(ts, config.train_days, config.test_days, sessions=sessions).to_numpy()
+LOOKBACK_SESSIONS = 5  # core.features.LOOKBACK_SESSIONS (a test holds them equal)
+REGIME_CHECK = "Every regime column holds only its documented codes."
+FEATURE_CHECKS = {
+    "no_inf": "No feature column holds +-inf.",
+    "nan_only_in_warmup": "A column is NaN only in its warm-up bars (bar_index < warmup).",
+    "regime_codes_in_range": REGIME_CHECK,
+}
 
 
 class FeaturesConfig(dg.Config):
@@ -44,8 +33,10 @@ class FeaturesConfig(dg.Config):
 @dg.asset(
     partitions_def=trading_days_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[bars_1m],
-    check_specs=[dg.AssetCheckSpec("regime_codes_in_range", asset="market_regimes")],
+    deps=["bars_1m"],
+    check_specs=[
+        dg.AssetCheckSpec("regime_codes_in_range", asset="market_regimes", description=REGIME_CHECK)
+    ],
     group_name="features",
     kinds={"parquet", "sklearn"},
 )
@@ -55,39 +46,37 @@ def market_regimes(context: dg.AssetExecutionContext, warehouse: WarehouseResour
 
     Partitioned by trading day; computed before any symbol's features, which merge it in.
     """
+    import pandas as pd
+
+    from stock_assets.core import regimes as core_regimes
+    from stock_assets.pipelines.features import build_regimes
+
     days = sorted(dt.date.fromisoformat(key) for key in context.partition_keys)
-    history = calendar.previous_sessions(days[0], core_regimes.REGIME_LOOKBACK_SESSIONS) + days
-    qqq, vixy = warehouse.read_bars(QQQ, history), warehouse.read_bars(VIXY, history)
-    regimes = core_regimes.compute_regimes(qqq, vixy, start=days[0])
     with log_context(run_id=context.run_id, asset="market_regimes"):
-        written = warehouse.store_by_day("market_regimes", None, regimes, days)
-    passed, details = core_regimes.check_regime_codes(regimes)
-    context.log.info(f"regimes for {len(days)} day(s): {len(regimes)} rows, {written} written")
+        built = build_regimes(warehouse.open(), days)
+    passed, details = core_regimes.check_regime_codes(built.regimes)
+    context.log.info(f"regimes for {len(days)} day(s): {len(built.regimes)} rows")
+    codes = pd.DataFrame(
+        [{"column": column, "code": code, "meaning": meaning}
+         for column, codes in core_regimes.REGIME_CODES.items()
+         for code, meaning in codes.items()]
+    )  # fmt: skip
     return dg.MaterializeResult(
-        metadata={
-            "rows": dg.MetadataValue.int(len(regimes)),
-            "days_written": dg.MetadataValue.int(written),
-            "has_qqq": dg.MetadataValue.bool(not qqq.empty),
-            "has_vixy": dg.MetadataValue.bool(not vixy.empty),
-            "codes": dg.MetadataValue.md(_code_table()),
-        },
+        metadata=partition_metadata(
+            len(days),
+            {"rows": len(built.regimes), "days_written": built.written},
+            has_qqq=dg.MetadataValue.bool(built.has_qqq),
+            has_vixy=dg.MetadataValue.bool(built.has_vixy),
+            codes=dg.MetadataValue.md(codes.to_markdown(index=False)),
+        ),
         check_results=[
             dg.AssetCheckResult(
                 check_name="regime_codes_in_range",
                 passed=passed,
                 metadata={"violations": dg.MetadataValue.json(details)},
             )
-        ],  # fmt: skip
+        ],
     )
-
-
-def _code_table() -> str:
-    rows = [
-        {"column": column, "code": code, "meaning": meaning}
-        for column, codes in core_regimes.REGIME_CODES.items()
-        for code, meaning in codes.items()
-    ]
-    return pd.DataFrame(rows).to_markdown(index=False)
 
 
 @dg.asset(
@@ -95,14 +84,11 @@ def _code_table() -> str:
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[
         dg.AssetDep(
-            bars_1m,
+            "bars_1m",
             partition_mapping=dg.MultiPartitionMapping(
                 {
                     "date": dg.DimensionPartitionMapping(
-                        "date",
-                        dg.TimeWindowPartitionMapping(
-                            start_offset=-core_features.LOOKBACK_SESSIONS
-                        ),
+                        "date", dg.TimeWindowPartitionMapping(start_offset=-LOOKBACK_SESSIONS)
                     ),
                     "symbol": dg.DimensionPartitionMapping("symbol", dg.IdentityPartitionMapping()),
                 }
@@ -111,9 +97,8 @@ def _code_table() -> str:
         market_regimes,
     ],
     check_specs=[
-        dg.AssetCheckSpec("no_inf", asset="features"),
-        dg.AssetCheckSpec("nan_only_in_warmup", asset="features"),
-        dg.AssetCheckSpec("regime_codes_in_range", asset="features"),
+        dg.AssetCheckSpec(name, asset="features", description=text)
+        for name, text in FEATURE_CHECKS.items()
     ],
     group_name="features",
     kinds={"parquet", "duckdb"},
@@ -127,78 +112,42 @@ def features(
     Partitioned like bars_1m; a day is built from the previous day's carry and a few
     sessions of lookback, so it equals a build over the whole history.
     """
+    import pandas as pd
+
+    from stock_assets.core import features as core_features
+    from stock_assets.core import regimes as core_regimes
+    from stock_assets.core.folds import FoldConfig
+    from stock_assets.pipelines.features import build_features
+
+    store = warehouse.open()
     folds = [FoldConfig.parse(text) for text in config.folds]
-    frames, rows, written = [], 0, 0
+    frames, written = [], 0
     for symbol, days in days_by_symbol(context.partition_keys).items():
-        table, note = build_symbol_features(warehouse, symbol, days, folds)
-        if note:
-            context.log.warning(f"{symbol}: {note}")
         with log_context(run_id=context.run_id, asset="features"):
-            written += warehouse.store_by_day("features", symbol, table, days)
-        warehouse.catalog.record_folds(symbol, [f.key for f in folds], days)
-        rows += len(table)
-        frames.append(table)
-    warehouse.catalog.record_feature_metadata(core_features.feature_metadata_rows())
-    warehouse.catalog.refresh_views()
-    built = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    checks = [
-        ("no_inf", core_features.check_no_inf),
-        ("nan_only_in_warmup", core_features.check_nan_only_warmup),
-        ("regime_codes_in_range", core_regimes.check_regime_codes),
-    ]
+            built = build_features(store, symbol, days, folds)
+        if built.note:
+            context.log.warning(f"{symbol}: {built.note}")
+        written += built.written
+        frames.append(built.table)
+    store.catalog.refresh_views()
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    checks = {
+        "no_inf": core_features.check_no_inf,
+        "nan_only_in_warmup": core_features.check_nan_only_warmup,
+        "regime_codes_in_range": core_regimes.check_regime_codes,
+    }
     results = []
-    for name, check in checks:
-        passed, details = check(built) if len(built) else (True, {"rows": 0})
+    for name, check in checks.items():
+        passed, details = check(table) if len(table) else (True, {"rows": 0})
         metadata = {"details": dg.MetadataValue.json(details)}
         results.append(dg.AssetCheckResult(check_name=name, passed=bool(passed), metadata=metadata))
-    preview = built[[c for c in PREVIEW_COLUMNS if c in built]].tail(10) if len(built) else built
+    preview = table[[c for c in PREVIEW_COLUMNS if c in table]].tail(10) if len(table) else table
     return dg.MaterializeResult(
-        metadata={
-            "rows": dg.MetadataValue.int(rows),
-            "partitions_written": dg.MetadataValue.int(written),
-            "columns": dg.MetadataValue.json(list(built.columns)),
-            "preview": dg.MetadataValue.md(preview.to_markdown(index=False)),
-        },
+        metadata=partition_metadata(
+            len(context.partition_keys),
+            {"rows": len(table), "partitions_written": written},
+            preview=dg.MetadataValue.md(preview.to_markdown(index=False)),
+            **{"dagster/column_schema": column_schema(table)},
+        ),
         check_results=results,
     )
-
-
-def build_symbol_features(
-    warehouse: WarehouseResource, symbol: str, days: list[dt.date], folds: list[FoldConfig]
-) -> tuple[pd.DataFrame, str]:
-    """Features of one symbol's days: from the previous day's carry and LOOKBACK_SESSIONS of
-    bars when that day was built, else from the start of the stored history."""
-    stored = [d for d in warehouse.lake.days("bars_1m", symbol) if d < days[0]]
-    previous = stored[-1:] or []
-    carry, note = None, ""
-    tail = warehouse.lake.read("features", symbol, previous[0]) if previous else None
-    if tail is not None and len(tail):
-        carry = core_features.carry_from(tail)
-        history = stored[-core_features.LOOKBACK_SESSIONS :]
-        if len(warehouse.read_bars(symbol, history)) < core_features.LOOKBACK_BARS:
-            history = stored  # short sessions: take everything before
-    else:
-        history = stored
-        if stored:
-            note = f"no features stored for {previous[0]}: built from {stored[0]} on"
-    window = history + days
-    bars = warehouse.read_bars(symbol, window)
-    if bars.empty:
-        return pd.DataFrame(), f"no bars stored for {days[0]} .. {days[-1]}"
-    context_days = calendar.previous_sessions(days[0], core_features.LOOKBACK_SESSIONS) + days
-    qqq = warehouse.read_bars(QQQ, sorted(set(context_days) | set(window)))
-    vixy = warehouse.read_bars(VIXY, sorted(set(context_days) | set(window)))
-    regimes = warehouse.lake.read_days("market_regimes", None, days)
-    try:
-        table = core_features.compute_features(
-            bars, start=days[0], qqq=qqq, vixy=vixy, regimes=regimes, carry=carry
-        )
-    except (core_features.CarryMismatch, core_features.InsufficientLookback) as error:
-        note = f"{error}: rebuilt from {stored[0]} ({len(stored)} sessions)"
-        bars = warehouse.read_bars(symbol, stored + days)
-        table = core_features.compute_features(
-            bars, start=days[0], qqq=qqq, vixy=vixy, regimes=regimes, carry=None
-        )
-    for config in folds:
-        table[fold_column(config)] = fold_labels(table["ts"], config)
-    return table, note

@@ -2,33 +2,42 @@
 
 import dagster as dg
 
-from stock_assets.assets.features import features
 from stock_assets.assets.partitions import symbols_partitions
+from stock_assets.pipelines.specs import GridSpec
 from stock_assets.resources.warehouse import WarehouseResource
-from stock_assets.simulate import GridSpec, load_features, run_grid
+
+
+class GridConfig(dg.Config, GridSpec):
+    """A simulation grid, as run config (see GridSpec)."""
 
 
 @dg.asset(
     partitions_def=symbols_partitions,
-    deps=[features],
+    deps=["features"],
     group_name="simulations",
     kinds={"numba", "duckdb"},
 )
 def simulations(
-    context: dg.AssetExecutionContext, config: GridSpec, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, config: GridConfig, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     """Backtests of each model of a symbol over its stored features: the whole grid (96
     combinations by default) plus buy-and-hold and random baselines, rows in `sim_runs`.
 
     Partitioned by symbol; re-running over the same data replaces the same rows.
     """
-    symbol = context.partition_key
-    frame = load_features(warehouse, symbol)
-    metadata: dict[str, dg.MetadataValue] = {"rows_simulated": dg.MetadataValue.int(len(frame))}
-    for model_id in config.models:
-        run = run_grid(frame, symbol, model_id, config)
-        warehouse.catalog.replace_sim_runs(run.rows)
-        context.log.info(f"{symbol} {model_id}: {len(run.rows)} sim_runs rows ({run.grid_id})")
-        prefix = model_id.split(":")[-1]
-        metadata.update({f"{prefix}/{k}": v for k, v in run.metadata(warehouse.root).items()})
+    from stock_assets.assets.reporting import grid_metadata
+    from stock_assets.core.symbols import check_symbol_key
+    from stock_assets.pipelines.models import BaselineModels
+    from stock_assets.pipelines.simulations import simulate_symbol
+
+    store = warehouse.open()
+    symbol = check_symbol_key(context.partition_key)
+    runs = simulate_symbol(store, BaselineModels(), symbol, config)
+    metadata: dict[str, dg.MetadataValue] = {
+        "rows_simulated": dg.MetadataValue.int(int(runs[0].rows["bars"].max()) if runs else 0)
+    }
+    for run in runs:
+        context.log.info(f"{symbol} {run.model_id}: {len(run.rows)} sim_runs rows ({run.grid_id})")
+        prefix = run.model_id.split(":")[-1]
+        metadata.update({f"{prefix}/{k}": v for k, v in grid_metadata(run, store.root).items()})
     return dg.MaterializeResult(metadata=metadata)

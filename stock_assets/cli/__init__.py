@@ -1,8 +1,9 @@
 """The `stock-assets` command: what a person types.
 
-Exit codes: 0 done, 1 a requested symbol failed, 2 a usage error (one line on stderr).
-Ingestion runs through Dagster on the instance in DAGSTER_HOME, so every run shows in
-the UI (`stock-assets dev`).
+Exit codes: 0 done, 1 a requested symbol failed, 2 a usage error (one line on stderr);
+an internal error is a traceback, never exit 2. Work runs through Dagster on the instance
+in DAGSTER_HOME, so every run shows in the UI (`stock-assets dev`): in this process by
+default, or submitted to the webserver at STOCK_ASSETS_DAGSTER_URL.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from stock_assets.cli.bars import (
     cmd_symbols,
 )
 from stock_assets.cli.common import EXIT_USAGE
+from stock_assets.core.errors import UsageError
 from stock_assets.cli.research import (
     DEMO_DAYS,
     cmd_demo,
@@ -60,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--csv-label", default="start", choices=["start", "end"],
         help="csv rows are labelled by the bar's start (default) or end minute",
     )  # fmt: skip
+    ingest_p.add_argument(
+        "--csv-tz", help="time zone of naive csv timestamps (default America/New_York), e.g. UTC"
+    )
     ingest_p.add_argument("--refetch", action="store_true", help="ask again for complete days")
 
     bars = add("bars", cmd_bars, "Print the latest stored bars of a symbol.")
@@ -140,6 +145,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("STOCK_ASSETS_LOG_LEVEL", "WARNING")
     try:
         return args.handler(args)
-    except ValueError as error:  # InvalidSymbol, InvalidDate, UsageError and bad options
+    except UsageError as error:  # InvalidSymbol, InvalidDate, InvalidSpec, bad options
         print(f"stock-assets: error: {error}", file=sys.stderr)
         return EXIT_USAGE

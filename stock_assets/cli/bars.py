@@ -15,55 +15,65 @@ from stock_assets.cli.common import (
     dagster_instance,
     echo,
     emit,
-    failure_reason,
+    launch,
     open_warehouse,
-    run_job,
     trading_days,
 )
 from stock_assets.core.symbols import normalize_symbol, normalize_symbols
 
+MAX_FILL_ITERATIONS = 1000  # the gap-fill job's own limit
+
 
 def cmd_symbols(args: argparse.Namespace) -> int:
+    from stock_assets.core.symbols import InvalidSymbol, check_symbol_key
+
     instance = dagster_instance()
+    known = sorted(instance.get_dynamic_partitions("symbols"))
     if args.action == "list":
-        for symbol in sorted(instance.get_dynamic_partitions("symbols")):
-            echo(symbol)
+        for key in known:
+            try:
+                echo(check_symbol_key(key))
+            except InvalidSymbol as error:
+                echo(f"{key}  (invalid: {error}; stock-assets symbols remove {key!r})")
         return EXIT_OK
-    symbols = normalize_symbols(args.symbols)
-    known = set(instance.get_dynamic_partitions("symbols"))
     if args.action == "add":
+        symbols = normalize_symbols(args.symbols)
         new = [s for s in symbols if s not in known]
         if new:
             instance.add_dynamic_partitions("symbols", new)
         echo(f"added {', '.join(new) or 'nothing new'}")
-    else:
-        for symbol in symbols:
-            if symbol in known:
-                instance.delete_dynamic_partition("symbols", symbol)
-        echo(f"removed {', '.join(s for s in symbols if s in known) or 'nothing'} "
-               "(stored bars stay in the lake)")  # fmt: skip
+        return EXIT_OK
+    if not args.symbols:
+        raise UsageError("symbols remove needs at least one symbol")
+    # a key stored as typed (an invalid one added in the UI) is removed as typed
+    keys = [raw if raw in known else normalize_symbol(raw) for raw in args.symbols]
+    removed = [key for key in dict.fromkeys(keys) if key in known]
+    for key in removed:
+        instance.delete_dynamic_partition("symbols", key)
+    echo(f"removed {', '.join(removed) or 'nothing'} (stored bars stay in the lake)")
     return EXIT_OK
 
 
 def ingest(symbols: list[str], days: list[dt.date], providers: str | None,
-           refetch: bool = False) -> int:  # fmt: skip
+           refetch: bool = False, csv: dict[str, str] | None = None) -> int:  # fmt: skip
     """Materialize bars_1m and derived_bars for symbols x days, one run per symbol."""
     from rich.progress import Progress
 
-    from stock_assets.assets.partitions import range_tags
+    from stock_assets.jobs import launcher as launches
 
     instance = dagster_instance()
     known = set(instance.get_dynamic_partitions("symbols"))
     if new := [s for s in symbols if s not in known]:
         instance.add_dynamic_partitions("symbols", new)
-    ops = {"bars_1m": {"config": {"providers": providers, "refetch": refetch}}}
     runs = {}
     with Progress(transient=True) as progress:
         task = progress.add_task(f"ingesting {len(days)} day(s)", total=len(symbols))
         for symbol in symbols:
             progress.update(task, description=f"{symbol}: {len(days)} day(s)")
-            result = run_job("ingest_job", ops=ops, tags=range_tags(symbol, days[0], days[-1]))
-            runs[symbol] = (result.run_id, None if result.success else failure_reason(result))
+            request = launches.ingest(symbol, days[0], days[-1], providers=providers,
+                                      refetch=refetch, **(csv or {}))  # fmt: skip
+            outcome = launch(request)
+            runs[symbol] = (outcome.run_id, None if outcome.success else outcome.failure_reason())
             progress.advance(task)
     return _summarize(symbols, days, runs)
 
@@ -95,27 +105,38 @@ def _summarize(symbols: list[str], days: list[dt.date], runs: dict[str, tuple]) 
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from stock_assets.resources.market_data import parse_provider_order
-
     symbols = normalize_symbols(args.symbols)
     days = trading_days(args.start, args.end)
     if args.provider:
-        parse_provider_order(args.provider)
-    if args.csv and not os.path.exists(args.csv):
-        raise UsageError(f"--csv {args.csv}: no such file or folder")
+        from stock_assets.core.ingest import parse_provider_order
+
+        parse_provider_order(args.provider, has_alpaca_keys=True)
+    csv = None
     if args.csv:
-        os.environ["STOCK_ASSETS_CSV_PATH"] = os.path.abspath(args.csv)
-        os.environ["STOCK_ASSETS_CSV_LABEL"] = args.csv_label
-    return ingest(symbols, days, args.provider, refetch=args.refetch)
+        if not os.path.exists(args.csv):
+            raise UsageError(f"--csv {args.csv}: no such file or folder")
+        csv = {"csv_path": os.path.abspath(args.csv), "csv_label": args.csv_label,
+               "csv_timezone": _timezone(args.csv_tz)}  # fmt: skip
+    return ingest(symbols, days, args.provider, refetch=args.refetch, csv=csv)
+
+
+def _timezone(name: str | None) -> str | None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if name is None:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"--csv-tz {name!r}: an IANA time zone such as UTC") from None
+    return name
 
 
 def cmd_bars(args: argparse.Namespace) -> int:
     symbol = normalize_symbol(args.symbol)
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
-    from stock_assets.storage.lake import Lake, latest_bars
-
-    table = latest_bars(Lake(settings.home() / "lake"), symbol, args.interval, args.limit)
+    table = open_warehouse().latest_bars(symbol, args.interval, args.limit)
     if table is None:
         print(f"no {args.interval} bars stored for {symbol}", file=sys.stderr)
         return EXIT_FAILED
@@ -131,7 +152,7 @@ def cmd_gaps(args: argparse.Namespace) -> int:
 
     symbol = normalize_symbol(args.symbol)
     warehouse = open_warehouse()
-    stored_days = warehouse.lake.days("bars_1m", symbol)
+    stored_days = warehouse.bar_days(symbol)
     if not stored_days:
         print(f"no bars stored for {symbol}", file=sys.stderr)
         return EXIT_FAILED
@@ -155,18 +176,22 @@ def cmd_gaps(args: argparse.Namespace) -> int:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     from stock_assets.core import calendar
+    from stock_assets.jobs import launcher as launches
 
     symbol = normalize_symbol(args.symbol)
+    if not 1 <= args.max_iterations <= MAX_FILL_ITERATIONS:
+        raise UsageError(
+            f"--max-iterations {args.max_iterations}: a whole number 1..{MAX_FILL_ITERATIONS}"
+        )
     if args.start or args.end:
         calendar.parse_range(args.start or calendar.FIRST_DAY, args.end or calendar.last_day())
-    config = {"symbols": [symbol], "max_iterations": args.max_iterations,
-              "start": args.start, "end": args.end}  # fmt: skip
-    result = run_job("gap_fill_job", ops={"fill_gaps_op": {"config": config}})
-    if not result.success:
-        print(f"backfill of {symbol} failed (run {result.run_id})", file=sys.stderr)
+    outcome = launch(launches.gap_fill(symbol, args.start, args.end, args.max_iterations))
+    if not outcome.success:
+        print(f"backfill of {symbol} failed (run {outcome.run_id}): {outcome.failure_reason()}",
+              file=sys.stderr)  # fmt: skip
         return EXIT_FAILED
-    changed = len(result.asset_materializations_for_node("fill_gaps_op")) // 2
-    echo(f"{symbol}: {changed} partition(s) filled (run {result.run_id[:8]})")
+    changed = len(outcome.materializations("bars_1m"))
+    echo(f"{symbol}: {changed} partition(s) filled (run {outcome.run_id[:8]})")
     return EXIT_OK
 
 

@@ -11,16 +11,13 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from stock_assets import settings
+from stock_assets.core.errors import UsageError
 
 if TYPE_CHECKING:  # heavy imports happen inside the functions that need them
     import pandas as pd
     import pyarrow as pa
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(ValueError):
-    """A request that cannot be carried out as typed."""
 
 
 def echo(text: str = "") -> None:
@@ -39,24 +36,18 @@ def _instance_at(home: str):
     return dg.DagsterInstance.from_config(home)
 
 
-def run_job(job: str, *, tags: dict[str, str] | None = None, ops: dict | None = None):
-    """Execute a job of the definitions in this process, on the instance under
-    DAGSTER_HOME, so its run shows in the UI (with its full log); the console stays quiet
-    and the command reports the outcome."""
-    from stock_assets.definitions import defs
+def launch(request):
+    """Run a `Launch` through the project's launcher (in process, or submitted to the
+    Dagster webserver at STOCK_ASSETS_DAGSTER_URL) and return its outcome."""
+    from stock_assets.jobs.launcher import launcher
 
-    config: dict = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-    if ops:
-        config["ops"] = ops
-    return defs.resolve_job_def(job).execute_in_process(
-        run_config=config, instance=dagster_instance(), tags=tags or {}, raise_on_error=False
-    )
+    return launcher(dagster_instance()).launch(request)
 
 
 def open_warehouse():
-    from stock_assets.resources.warehouse import WarehouseResource
+    from stock_assets.storage.warehouse import Warehouse
 
-    return WarehouseResource(home=str(settings.home()))
+    return Warehouse(settings.home())
 
 
 def trading_days(
@@ -82,19 +73,6 @@ def trading_days(
     if not days:
         raise UsageError(f"no XNYS session between {first} and {last}")
     return days
-
-
-def failure_reason(result) -> str:
-    """The error message of a failed run's first failed step."""
-    failure = next((e for e in result.all_events if e.is_step_failure), None)
-    if failure is None or failure.step_failure_data.error is None:
-        return f"run {result.run_id} failed (see the Dagster UI)"
-    error = failure.step_failure_data.error
-    while error.cause is not None and error.cls_name.startswith("Dagster"):
-        error = error.cause  # Dagster wraps the user's exception
-    line = error.message.strip().splitlines()[-1]
-    kind, _, text = line.partition(": ")
-    return text if text and " " not in kind else line  # drop "package.module.Error: "
 
 
 def emit(data: pa.Table | pd.DataFrame, fmt: str, first: dict[str, str] | None = None) -> None:

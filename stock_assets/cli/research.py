@@ -15,16 +15,15 @@ from stock_assets.cli.common import (
     UsageError,
     echo,
     emit,
-    failure_reason,
     floats,
+    launch,
     open_warehouse,
-    run_job,
     trading_days,
 )
 from stock_assets.core.symbols import normalize_symbol, normalize_symbols
 
 if TYPE_CHECKING:
-    from stock_assets.simulate import GridSpec
+    from stock_assets.pipelines.specs import GridSpec
 
 DEMO_SYMBOLS = ["SPY", "QQQ", "AAPL", "VIXY"]
 DEMO_DAYS = 30
@@ -34,61 +33,57 @@ def build_features(symbols: list[str], days: list[dt.date]) -> int:
     """Materialize market_regimes for the days, then features for each symbol."""
     from rich.progress import Progress
 
-    from stock_assets.assets.partitions import range_tags
+    from stock_assets.jobs import launcher as launches
 
     failed = []
     with Progress(transient=True) as progress:
         task = progress.add_task("market regimes", total=len(symbols) + 1)
-        regimes = run_job("regimes_job", tags={
-            "dagster/asset_partition_range_start": days[0].isoformat(),
-            "dagster/asset_partition_range_end": days[-1].isoformat(),
-        })  # fmt: skip
+        regimes = launch(launches.regimes(days[0], days[-1]))
         if not regimes.success:
             failed.append("market_regimes")
-            echo(f"market_regimes FAILED: {failure_reason(regimes)}")
+            echo(f"market_regimes FAILED: {regimes.failure_reason()}")
         progress.advance(task)
         for symbol in symbols:
             progress.update(task, description=f"{symbol}: features for {len(days)} day(s)")
-            result = run_job("features_job", tags=range_tags(symbol, days[0], days[-1]))
+            outcome = launch(launches.features(symbol, days[0], days[-1]))
             # a ranged run repeats the run's metadata on every partition's materialization
-            materializations = result.asset_materializations_for_node("features")
-            rows = materializations[0].metadata["rows"].value if materializations else 0
-            checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-            echo(f"{symbol:8} {'ok' if result.success else 'FAILED':6} {rows:>9} rows  "
-                   f"checks: {', '.join(f'{k}={v}' for k, v in checks.items())}")  # fmt: skip
-            if not result.success:
-                echo(f"  {symbol} failed: {failure_reason(result)}")
-            if not result.success or not all(checks.values()):
+            materializations = outcome.materializations("features")
+            metadata = materializations[0].metadata if materializations else {}
+            rows = (metadata.get("rows") or metadata.get("run_rows"))
+            checks = outcome.checks()
+            echo(f"{symbol:8} {'ok' if outcome.success else 'FAILED':6} "
+                 f"{rows.value if rows else 0:>9} rows  "
+                 f"checks: {', '.join(f'{k}={v}' for k, v in checks.items())}")  # fmt: skip
+            if not outcome.success:
+                echo(f"  {symbol} failed: {outcome.failure_reason()}")
+            if not outcome.success or not all(checks.values()):
                 failed.append(symbol)
             progress.advance(task)
     return EXIT_FAILED if failed else EXIT_OK
 
 
 def cmd_features(args: argparse.Namespace) -> int:
-    from stock_assets.assets.features import fold_labels
     from stock_assets.core.folds import FoldConfig
+    from stock_assets.pipelines.features import fold_labels
 
     fold = FoldConfig.parse(args.fold) if args.fold else None
     warehouse = open_warehouse()
     if args.target == "build":
         return build_features(normalize_symbols(args.symbols), trading_days(args.start, args.end))
     if args.target == "options":
-        rows = warehouse.catalog.query("SELECT * FROM feature_folds ORDER BY fold_config, symbol")
+        rows = warehouse.catalog.feature_folds()
         if fold:
             rows = rows[rows["fold_config"] == fold.key]
         emit(rows, args.format)
         return EXIT_OK
-    from stock_assets.storage.lake import to_frame
-
     symbol = normalize_symbol(args.target)
     if args.tail < 1:
         raise UsageError("--tail must be at least 1")
-    table = warehouse.lake.latest("features", symbol, args.tail)
-    if table is None:
+    frame = warehouse.latest_features(symbol, args.tail)
+    if frame is None:
         print(f"no features stored for {symbol} (stock-assets features build {symbol} "
               "--start D)", file=sys.stderr)  # fmt: skip
         return EXIT_FAILED
-    frame = to_frame(table)
     if args.columns:
         wanted = [c.strip() for c in args.columns.split(",") if c.strip()]
         unknown = [c for c in wanted if c not in frame]
@@ -103,11 +98,11 @@ def cmd_features(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from stock_assets.simulate import GridSpec
+    from stock_assets.pipelines.specs import GridSpec
 
     symbol = normalize_symbol(args.symbol)
     spec = GridSpec(
-        models=[args.model] if args.model else GridSpec().models,
+        models=[args.model] if args.model else [],
         thresholds=floats(args.thresholds),
         zscore=[False, True] if args.zscore else [False],
         volnorm=[False, True] if args.volnorm else [False],
@@ -124,17 +119,22 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def simulate(symbol: str, spec: GridSpec, by: str = "sqn", limit: int = 10) -> int:
     """Run grid_search_job for one symbol and grid; print the symbol's leaderboard."""
-    spec.build()  # a bad grid fails here, with its message, before any run
-    config = {"symbols": [symbol], **spec.model_dump()}
-    result = run_job("grid_search_job", ops={"plan_grid_search": {"config": config}})
-    if not result.success:
-        print(
-            f"stock-assets: simulation of {symbol} failed: {failure_reason(result)}",
-            file=sys.stderr,
-        )
+    from stock_assets.jobs import launcher as launches
+    from stock_assets.pipelines.models import BaselineModels
+
+    grid = spec.build()  # a bad grid fails here, with its message, before any run
+    outcome = launch(launches.grid_search([symbol], spec))
+    if not outcome.success:
+        print(f"stock-assets: simulation of {symbol} failed: {outcome.failure_reason()}",
+              file=sys.stderr)  # fmt: skip
         return EXIT_FAILED
-    echo(f"run {result.run_id[:8]}: grid of {len(spec.build().combinations())} "
-           f"combination(s) x {len(spec.models)} model(s) for {symbol}")  # fmt: skip
+    models = spec.models or BaselineModels().model_ids(symbol)
+    echo(f"run {outcome.run_id[:8]}: grid of {len(grid.combinations())} "
+         f"combination(s) x {len(models)} model(s) for {symbol}")  # fmt: skip
+    return print_leaderboard(symbol, by, limit)
+
+
+def print_leaderboard(symbol: str, by: str, limit: int) -> int:
     board = open_warehouse().catalog.leaderboard(by, symbol, limit)
     emit(board[LEADERBOARD_COLUMNS], "table")
     echo(f"plots: {settings.home() / 'plots'}")
@@ -158,6 +158,20 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def materialize_simulations(symbol: str, by: str = "sqn", limit: int = 10) -> int:
+    """Materialize the `simulations` asset of a symbol (the default grid over every
+    current model); print its leaderboard."""
+    from stock_assets.jobs import launcher as launches
+
+    outcome = launch(launches.simulations(symbol))
+    if not outcome.success:
+        print(f"stock-assets: simulations of {symbol} failed: {outcome.failure_reason()}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_FAILED
+    echo(f"run {outcome.run_id[:8]}: simulations of {symbol} materialized")
+    return print_leaderboard(symbol, by, limit)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     days = trading_days(None, None, default_days=args.days)
     echo(f"stock-assets demo: {', '.join(DEMO_SYMBOLS)} for {len(days)} trading days "
@@ -166,9 +180,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     echo("\nfeatures and market regimes:")
     code = max(code, build_features(DEMO_SYMBOLS, days))
     echo("\nsimulations (96-combination grid per baseline model, with baselines):")
-    from stock_assets.simulate import GridSpec
-
-    code = max(code, simulate("SPY", GridSpec(), limit=5))
+    code = max(code, materialize_simulations("SPY", limit=5))
     home = settings.home()
     echo()
     echo(f"Lake:     {home / 'lake'}")

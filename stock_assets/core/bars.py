@@ -20,6 +20,7 @@ VALUE_COLUMNS = [*PRICE_COLUMNS, "volume", "vwap", "trade_count"]
 BAR_COLUMNS = ["ts", *VALUE_COLUMNS, "source", "is_filled"]
 FILL_SOURCE = "fill"
 INTERVALS = {"1m": 1, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "1d": None}
+DERIVED_INTERVALS = tuple(interval for interval in INTERVALS if interval != "1m")
 _NS_PER_MIN = 60_000_000_000
 
 
@@ -112,12 +113,12 @@ def validate_bars(frame: pd.DataFrame) -> tuple[pd.DataFrame, Validation]:
     ohlc = bars[PRICE_COLUMNS].to_numpy()
     volume = bars["volume"].to_numpy()
     _, inside = session_position(bars["ts"])
+    ohlc_rule = ohlc_violations(bars)
     checks = {
         "missing_values": np.isnan(ohlc).any(axis=1) | np.isnan(volume),
-        "nonpositive_price": (ohlc <= 0).any(axis=1),
+        "nonpositive_price": ohlc_rule["nonpositive_price"],
         "negative_volume": volume < 0,
-        "ohlc_inconsistent": (ohlc[:, 2] > np.minimum(ohlc[:, 0], ohlc[:, 3]))
-        | (ohlc[:, 1] < np.maximum(ohlc[:, 0], ohlc[:, 3])),
+        "ohlc_inconsistent": ohlc_rule["ohlc_inconsistent"],
         "outside_session": ~inside,
         "duplicate_ts": bars["ts"].duplicated(keep="first").to_numpy(),
     }
@@ -129,6 +130,16 @@ def validate_bars(frame: pd.DataFrame) -> tuple[pd.DataFrame, Validation]:
             report.dropped[reason] = int(fresh.sum())
         bad |= mask
     return bars.loc[~bad].reset_index(drop=True), report
+
+
+def ohlc_violations(bars: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The OHLC rule, one mask per way to break it: `nonpositive_price` (a price <= 0) and
+    `ohlc_inconsistent` (low > min(open, close) or high < max(open, close))."""
+    open_, high, low, close = (bars[c].to_numpy(dtype=np.float64) for c in PRICE_COLUMNS)
+    return {
+        "nonpositive_price": (np.minimum(np.minimum(open_, high), np.minimum(low, close)) <= 0),
+        "ohlc_inconsistent": (low > np.minimum(open_, close)) | (high < np.maximum(open_, close)),
+    }
 
 
 def merge_bars(existing: pd.DataFrame, incoming: pd.DataFrame) -> pd.DataFrame:

@@ -12,12 +12,15 @@ whose target window crosses into the test split must be purged by the caller's s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import RandomForestClassifier
 
 from stock_assets.core.metrics import direction_hits
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import RandomForestClassifier
 
 PREDICTION_FEATURE = "base_prediction"
 
@@ -108,6 +111,8 @@ def train_bot(
     )
     if np.unique(labels).size == 1:
         return BotModel(estimator=None, constant_proba=float(labels[0]), **common)
+    from sklearn.ensemble import RandomForestClassifier  # a slow import
+
     forest = RandomForestClassifier(
         n_estimators=n_estimators,
         max_depth=max_depth,

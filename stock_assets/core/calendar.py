@@ -9,21 +9,28 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
+
+from stock_assets.core.errors import UsageError
+
+if TYPE_CHECKING:
+    import exchange_calendars as xcals
 
 EXCHANGE_TZ = "America/New_York"
 FIRST_DAY = dt.date(2000, 1, 3)
 
 
-class InvalidDate(ValueError):
+class InvalidDate(UsageError):
     """A date or date range that cannot be used (malformed, reversed or out of range)."""
 
 
 @lru_cache(maxsize=1)
 def _calendar() -> xcals.ExchangeCalendar:
+    import exchange_calendars as xcals  # built once, on first use: a slow import
+
     return xcals.get_calendar("XNYS", start=FIRST_DAY.isoformat())
 
 

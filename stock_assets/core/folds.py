@@ -21,8 +21,16 @@ import numpy as np
 import pandas as pd
 
 from stock_assets.core import series
+from stock_assets.core.errors import UsageError
 
 TRAIN, TEST = "train", "test"
+MAX_EPISODE_DAYS = 10_000
+
+
+class InvalidFold(UsageError):
+    """A fold configuration that cannot be used; the message names the field and range."""
+
+
 _EPOCH = datetime.date(1970, 1, 1)
 
 
@@ -36,8 +44,14 @@ class FoldConfig:
     def __post_init__(self) -> None:
         for name in ("train_days", "test_days"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r}: must be a whole number of days >= 1")
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InvalidFold(
+                    f"{name}={value!r}: a whole number of days, 1..{MAX_EPISODE_DAYS}"
+                )
+            if not 1 <= value <= MAX_EPISODE_DAYS:
+                raise InvalidFold(
+                    f"{name}={value!r}: a whole number of days, 1..{MAX_EPISODE_DAYS}"
+                )
 
     @property
     def key(self) -> str:
@@ -51,14 +65,29 @@ class FoldConfig:
         """From a FoldConfig, a mapping or its JSON text; unknown keys are an error."""
         if isinstance(value, FoldConfig):
             return value
-        mapping = json.loads(value) if isinstance(value, str) else dict(value)
+        try:
+            mapping = json.loads(value) if isinstance(value, str) else dict(value)
+        except (ValueError, TypeError):
+            mapping = None
+        if not isinstance(mapping, dict):
+            raise InvalidFold(
+                f'fold config {value!r}: JSON like {{"train_days": 30, "test_days": 5}}'
+            )
         unknown = set(mapping) - {"train_days", "test_days"}
         if unknown:
-            raise ValueError(f"fold config {value!r}: unknown keys {sorted(unknown)}")
-        try:
-            return cls(int(mapping["train_days"]), int(mapping["test_days"]))
-        except KeyError as missing:
-            raise ValueError(f"fold config {value!r}: needs train_days and test_days") from missing
+            raise InvalidFold(f"fold config {value!r}: unknown keys {sorted(unknown)}")
+        if {"train_days", "test_days"} - set(mapping):
+            raise InvalidFold(f"fold config {value!r}: needs train_days and test_days")
+        days = []
+        for name in ("train_days", "test_days"):
+            number = mapping[name]
+            whole = isinstance(number, int) or (isinstance(number, float) and number.is_integer())
+            if isinstance(number, bool) or not whole:
+                raise InvalidFold(
+                    f"{name}={number!r}: a whole number of days, 1..{MAX_EPISODE_DAYS}"
+                )
+            days.append(int(number))
+        return cls(*days)
 
 
 def _day_numbers(values: Any) -> np.ndarray:

@@ -9,6 +9,8 @@ revert. Each uses bars up to its own only.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -40,8 +42,20 @@ PREDICTORS: dict[str, Callable[[pd.DataFrame], np.ndarray]] = {
 }
 
 
-def predict(model_id: str, frame: pd.DataFrame) -> np.ndarray:
-    """The predictions of `model_id` over a feature frame."""
-    if model_id not in PREDICTORS:
-        raise ValueError(f"model {model_id!r}: choose one of {', '.join(PREDICTORS)}")
-    return PREDICTORS[model_id](frame)
+class Predictor(Protocol):
+    """What a simulation needs of a model: one prediction per row of a feature frame (in
+    log-return units), NaN where the model has no out-of-sample prediction."""
+
+    model_id: str
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A baseline predictor by id, from PREDICTORS."""
+
+    model_id: str
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return PREDICTORS[self.model_id](frame)

@@ -31,9 +31,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.mixture import GaussianMixture
-from threadpoolctl import threadpool_limits
 
 from stock_assets.core import indicators as ind
 from stock_assets.core import series
@@ -116,6 +113,10 @@ def _fit_labels(x_train: np.ndarray, x_day: np.ndarray) -> np.ndarray:
     train = x_train[np.isfinite(x_train).all(axis=1)]
     if len(train) < GMM_MIN_SAMPLES or np.ptp(train, axis=0).max() == 0:
         return labels
+    from sklearn.exceptions import ConvergenceWarning  # imported here: a slow import
+    from sklearn.mixture import GaussianMixture
+    from threadpoolctl import threadpool_limits
+
     means_init = np.percentile(train, [25.0, 75.0], axis=0)
     gmm = GaussianMixture(
         n_components=2, covariance_type="full", means_init=means_init, random_state=0

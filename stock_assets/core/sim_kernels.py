@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 import numba as nb
 import numpy as np
 import pandas as pd
 
 from stock_assets.core import metrics
-
-if TYPE_CHECKING:
-    from stock_assets.core.simulation import SimGrid, SimParams, SimRun
+from stock_assets.core.sim_params import SimGrid, SimParams, SimRun
 
 FILL_COLUMNS = ("signal_bar", "bar", "side", "price", "shares", "fee", "cash")
 

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from stock_assets.core.errors import UsageError
 from stock_assets.core.metrics import LOWER_IS_BETTER, METRIC_NAMES
+from stock_assets.core.tables import SIM_RUNS
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -23,64 +25,13 @@ if TYPE_CHECKING:
 
 # --- sim_runs: one row per simulated combination -------------------------------------
 
-SIM_RUNS_DDL = """
-CREATE TABLE IF NOT EXISTS sim_runs (
-    run_id VARCHAR PRIMARY KEY,
-    grid_id VARCHAR NOT NULL,
-    combo INTEGER NOT NULL,
-    symbol VARCHAR NOT NULL,
-    model_id VARCHAR NOT NULL,
-    created_at TIMESTAMPTZ NOT NULL,
-    bars BIGINT NOT NULL,
-    start_ts TIMESTAMPTZ,
-    end_ts TIMESTAMPTZ,
-    target_kind VARCHAR NOT NULL,
-    threshold DOUBLE NOT NULL,
-    zscore BOOLEAN NOT NULL,
-    zscore_window INTEGER NOT NULL,
-    zscore_limit DOUBLE NOT NULL,
-    volnorm BOOLEAN NOT NULL,
-    vol_window INTEGER NOT NULL,
-    vol_median_window INTEGER NOT NULL,
-    regime_column VARCHAR,
-    regime_allowed VARCHAR,
-    bot BOOLEAN NOT NULL,
-    bot_threshold DOUBLE NOT NULL,
-    fill_delay INTEGER NOT NULL,
-    fill_price VARCHAR NOT NULL,
-    fee_per_trade DOUBLE NOT NULL,
-    fee_bps DOUBLE NOT NULL,
-    fractional BOOLEAN NOT NULL,
-    initial_cash DOUBLE NOT NULL,
-    final_equity DOUBLE,
-    total_return DOUBLE,
-    buy_hold_return DOUBLE,
-    excess_vs_buy_hold DOUBLE,
-    random_return DOUBLE,
-    excess_vs_random DOUBLE,
-    sharpe DOUBLE,
-    sortino DOUBLE,
-    max_drawdown DOUBLE,
-    exposure DOUBLE,
-    trades INTEGER,
-    fills INTEGER,
-    open_position BOOLEAN,
-    win_rate DOUBLE,
-    profit_factor DOUBLE,
-    sqn DOUBLE,
-    sqn_100 DOUBLE,
-    expectancy DOUBLE,
-    weekly_consistency DOUBLE,
-    hit_rate DOUBLE,
-    fees_paid DOUBLE
-)
-""".strip()
+SIM_RUNS_COLUMNS = tuple(SIM_RUNS.column_names)
 
-SIM_RUNS_COLUMNS = tuple(
-    line.split()[0]
-    for line in SIM_RUNS_DDL.splitlines()[1:-1]
-    if line.strip() and not line.strip().startswith(")")
-)
+
+class UnknownMetric(UsageError):
+    """A leaderboard request naming no rankable metric, or asking for no rows."""
+
+
 _RANKABLE = frozenset(METRIC_NAMES) - {"open_position"}
 
 
@@ -119,6 +70,11 @@ def sim_runs_frame(
     return frame.astype({"trades": "Int64", "fills": "Int64", "combo": "int32"})
 
 
+def rankable_metrics() -> list[str]:
+    """The metrics a leaderboard can rank by, sorted."""
+    return sorted(_RANKABLE)
+
+
 def leaderboard_sql(
     metric: str,
     symbol: str | None = None,
@@ -133,9 +89,9 @@ def leaderboard_sql(
     weekly_consistency unless `ascending` says otherwise.
     """
     if metric not in _RANKABLE:
-        raise ValueError(f"{metric!r} is not a rankable metric: use one of {sorted(_RANKABLE)}")
+        raise UnknownMetric(f"{metric!r} is not a rankable metric: use one of {sorted(_RANKABLE)}")
     if limit < 1:
-        raise ValueError(f"limit {limit!r} must be >= 1")
+        raise UnknownMetric(f"limit {limit!r} must be >= 1")
     order = "ASC" if (metric in LOWER_IS_BETTER if ascending is None else ascending) else "DESC"
     where = [f"{metric} IS NOT NULL", f"NOT isnan(CAST({metric} AS DOUBLE))", "trades >= ?"]
     params: list[object] = [int(min_trades)]

@@ -4,9 +4,6 @@ import dagster as dg
 from pydantic import Field
 
 from stock_assets.assets.partitions import partition_key
-from stock_assets.core import bars as core_bars
-from stock_assets.core import calendar
-from stock_assets.core.symbols import normalize_symbols
 from stock_assets.logs import log_context
 from stock_assets.resources.warehouse import WarehouseResource
 
@@ -32,19 +29,18 @@ def fill_gaps_op(
     context: dg.OpExecutionContext, config: GapFillConfig, warehouse: WarehouseResource
 ):
     """Fill the gaps of every stored day in range and report the partitions that changed."""
+    from stock_assets.core import calendar
+    from stock_assets.core.symbols import normalize_symbols
+    from stock_assets.pipelines.gaps import fill_symbol_gaps
+
+    store = warehouse.open()
     first, last = calendar.parse_range(
         config.start or calendar.FIRST_DAY, config.end or calendar.last_day()
     )
     for symbol in normalize_symbols(config.symbols):
-        days = [d for d in warehouse.lake.days("bars_1m", symbol) if first <= d <= last]
-        stored = warehouse.read_bars(symbol, days)
-        filled = core_bars.fill_gaps(stored, days, config.max_iterations)
-        new = filled.loc[filled["is_filled"] & ~filled["ts"].isin(stored["ts"])]
         with log_context(run_id=context.run_id, job="gap_fill_job"):
-            results = warehouse.store_bars(symbol, new, days)
-        changed = [r for r in results if r.written]
-        warehouse.store_derived(symbol, [r.day for r in changed])
-        for result in changed:
+            results, filled = fill_symbol_gaps(store, symbol, first, last, config.max_iterations)
+        for result in (r for r in results if r.written):
             for asset in ("bars_1m", "derived_bars"):
                 yield dg.AssetMaterialization(
                     asset_key=asset,
@@ -53,10 +49,10 @@ def fill_gaps_op(
                               "missing_minutes": result.missing_minutes},
                 )  # fmt: skip
         context.log.info(
-            f"{symbol}: {len(days)} stored day(s), {len(new)} minute(s) filled, "
+            f"{symbol}: {len(results)} stored day(s), {filled} minute(s) filled, "
             f"{sum(r.missing_minutes for r in results)} still missing"
         )
-    warehouse.catalog.refresh_views()
+    store.catalog.refresh_views()
 
 
 @dg.job(description="Fill missing 1-minute bars inside XNYS sessions (is_filled = true).")

@@ -2,45 +2,51 @@
 the rows into `sim_runs` in one short write."""
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
-from stock_assets.core.symbols import normalize_symbols
+from stock_assets.pipelines.specs import GridSpec
 from stock_assets.resources.warehouse import WarehouseResource
-from stock_assets.simulate import GridSpec, load_features, run_grid
 
 
-class GridSearchConfig(GridSpec):
+class GridSearchConfig(dg.Config, GridSpec):
     symbols: list[str] = Field(description="Symbols whose stored features are simulated.")
 
 
 @dg.op(out=dg.DynamicOut(dict))
 def plan_grid_search(config: GridSearchConfig):
     """One task per (symbol, model), carrying the grid."""
+    from stock_assets.core.symbols import normalize_symbols
+    from stock_assets.pipelines.models import BaselineModels
+
+    models = BaselineModels()
     spec = config.model_dump(exclude={"symbols"})
     for symbol in normalize_symbols(config.symbols):
-        for model_id in config.models:
+        for model_id in config.models or models.model_ids(symbol):
             key = f"{symbol}_{model_id}".replace(":", "_").replace(".", "_").replace("-", "_")
             yield dg.DynamicOutput({"symbol": symbol, "model_id": model_id, "spec": spec}, key)
 
 
 @dg.op
-def simulate_pair(
-    context: dg.OpExecutionContext, warehouse: WarehouseResource, task: dict
-) -> pd.DataFrame:
+def simulate_pair(context: dg.OpExecutionContext, warehouse: WarehouseResource, task: dict):
     """Run one grid; its plots and top rows go to the step's metadata."""
-    frame = load_features(warehouse, task["symbol"])
-    run = run_grid(frame, task["symbol"], task["model_id"], GridSpec(**task["spec"]))
-    context.add_output_metadata(run.metadata(warehouse.root))
+    from stock_assets.assets.reporting import grid_metadata
+    from stock_assets.pipelines.models import BaselineModels
+    from stock_assets.pipelines.simulations import load_features, run_grid
+
+    store = warehouse.open()
+    symbol, model_id = task["symbol"], task["model_id"]
+    predictor = BaselineModels().predictor(symbol, model_id)
+    run = run_grid(load_features(store, symbol), symbol, predictor, GridSpec(**task["spec"]))
+    context.add_output_metadata(grid_metadata(run, store.root))
     return run.rows
 
 
 @dg.op(pool="duckdb_write")
-def store_sim_runs(
-    context: dg.OpExecutionContext, warehouse: WarehouseResource, results: list[pd.DataFrame]
-) -> None:
+def store_sim_runs(context: dg.OpExecutionContext, warehouse: WarehouseResource, results: list):
+    import pandas as pd
+
     rows = pd.concat(results, ignore_index=True)
-    warehouse.catalog.replace_sim_runs(rows)
+    warehouse.open().catalog.replace_sim_runs(rows)
     context.log.info(f"stored {len(rows)} sim_runs rows of {rows['grid_id'].nunique()} grids")
 
 

@@ -1,15 +1,26 @@
 """The DuckDB catalog `warehouse.duckdb`: views over the lake and the relational tables.
 
-Writes are short transactions. DuckDB lets one process at a time open the file for
-writing, so a connection that finds the file locked waits and tries again for a while
-before it gives up. Readers of bars and features go to the Parquet lake instead
-(`Lake.query`), never to this file.
+Writes are short transactions. DuckDB lets one process at a time open the file, and a
+read-only connection fails too while another process writes, so:
+
+- a writer waits and tries again for a while when it finds the file locked; the schema
+  and migrations run once per writing process, not per connection;
+- after each committed write, the tables it touched are mirrored to Parquet
+  (`<home>/catalog/<table>.parquet`, written to a temporary name and moved into place),
+  and every read goes to those mirrors through an in-memory DuckDB. Reads never open the
+  catalog file, so they never wait for a writer nor make one wait. A writer process
+  re-mirrors every table when it first connects, so a crash between a commit and its
+  mirror is repaired by the next write.
+
+Readers of bars and features go to the Parquet lake (`Lake`), never to this file.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,49 +28,11 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from stock_assets.core.sim_results import SIM_RUNS_DDL, leaderboard_sql
-from stock_assets.storage.lake import Lake
+from stock_assets.core.bars import DERIVED_INTERVALS
+from stock_assets.core.sim_results import leaderboard_sql
+from stock_assets.core.tables import FEATURE_FOLDS, FEATURE_METADATA, TABLES
 from stock_assets.settings import git_revision
-
-INGEST_STATUS_DDL = """
-CREATE TABLE IF NOT EXISTS ingest_status (
-    symbol VARCHAR NOT NULL,
-    date DATE NOT NULL,
-    status VARCHAR NOT NULL CHECK (status IN ('ok', 'partial', 'empty', 'failed')),
-    provider VARCHAR,
-    rows INTEGER NOT NULL,
-    missing_minutes INTEGER NOT NULL,
-    message VARCHAR,
-    updated_at TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (symbol, date)
-)
-"""
-FEATURE_TABLES_DDL = """
-CREATE TABLE IF NOT EXISTS feature_metadata (
-    feature VARCHAR NOT NULL,
-    version INTEGER NOT NULL,
-    params VARCHAR NOT NULL,
-    params_hash VARCHAR NOT NULL,
-    code_ref VARCHAR NOT NULL,
-    code_hash VARCHAR NOT NULL,
-    category VARCHAR,
-    warmup_bars INTEGER,
-    dtype VARCHAR,
-    git_revision VARCHAR,
-    created_at TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (feature, version, params_hash, code_hash)
-);
-CREATE TABLE IF NOT EXISTS feature_folds (
-    symbol VARCHAR NOT NULL,
-    fold_config VARCHAR NOT NULL,
-    first_date DATE NOT NULL,
-    last_date DATE NOT NULL,
-    PRIMARY KEY (symbol, fold_config)
-);
-"""
-INGEST_STATUS_COLUMNS = [
-    "symbol", "date", "status", "provider", "rows", "missing_minutes", "message", "updated_at",
-]  # fmt: skip
+from stock_assets.storage.lake import BARS_1M, BARS_DERIVED, FEATURES, MARKET_REGIMES, Lake
 
 BAR_VIEW_COLUMNS = {
     "symbol": "VARCHAR",
@@ -75,19 +48,20 @@ BAR_VIEW_COLUMNS = {
 DERIVED_VIEW_COLUMNS = {**BAR_VIEW_COLUMNS, "minutes": "INTEGER", "filled_minutes": "INTEGER"}
 # view name -> (lake dataset, its columns and types, row filter)
 LAKE_VIEWS: dict[str, tuple[str, dict[str, str] | None, str]] = {
-    "bars": ("bars_1m", {**BAR_VIEW_COLUMNS, "source": "VARCHAR", "is_filled": "BOOLEAN"}, ""),
+    "bars": (BARS_1M, {**BAR_VIEW_COLUMNS, "source": "VARCHAR", "is_filled": "BOOLEAN"}, ""),
     **{
         f"bars_{interval}": (
-            "bars_derived",
+            BARS_DERIVED,
             {"interval": "VARCHAR", **DERIVED_VIEW_COLUMNS},
             f"interval = '{interval}'",
         )
-        for interval in ("5m", "15m", "30m", "1h", "1d")
+        for interval in DERIVED_INTERVALS
     },
-    "features": ("features", None, ""),
-    "market_regimes": ("market_regimes", None, ""),
+    "features": (FEATURES, None, ""),
+    "market_regimes": (MARKET_REGIMES, None, ""),
 }
 LOCK_WAIT_SECONDS = 60.0
+_PREPARED: set[Path] = set()  # catalogs whose schema this process has put in place
 
 
 def lake_select(lake: Lake, dataset: str, columns: dict[str, str] | None) -> str | None:
@@ -121,7 +95,7 @@ def _migrate_feature_metadata(connection: duckdb.DuckDBPyConnection) -> None:
         return
     connection.execute("BEGIN")
     connection.execute("ALTER TABLE feature_metadata RENAME TO feature_metadata_old")
-    connection.execute(FEATURE_TABLES_DDL)
+    connection.execute(FEATURE_METADATA.ddl())
     connection.execute(
         "INSERT INTO feature_metadata BY NAME "
         "SELECT *, 'unknown' AS code_hash FROM feature_metadata_old"
@@ -134,11 +108,23 @@ class Catalog:
     def __init__(self, path: str | Path, lake: Lake):
         self.path = Path(path)
         self.lake = lake
+        self.mirror_dir = self.path.parent / "catalog"
+
+    # --- writes ---------------------------------------------------------------------
 
     @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-write connection with the schema in place; waits while another process
-        holds the file."""
+    def writing(self, *tables: str) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection with the schema in place (waiting while another process
+        holds the file); the given tables are mirrored for readers once the block ends."""
+        connection = self._open_for_writing()
+        try:
+            yield connection
+            for table in tables:
+                self._mirror(connection, table)
+        finally:
+            connection.close()
+
+    def _open_for_writing(self) -> duckdb.DuckDBPyConnection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         delay = 0.05
@@ -151,18 +137,36 @@ class Catalog:
                     raise
                 time.sleep(delay + random.uniform(0, delay))
                 delay = min(delay * 2, 1.0)
+        if self.path.resolve() not in _PREPARED:
+            try:
+                _migrate_feature_metadata(connection)
+                for table in TABLES.values():
+                    connection.execute(table.ddl())
+                for name in TABLES:
+                    self._mirror(connection, name)
+            except BaseException:
+                connection.close()
+                raise
+            _PREPARED.add(self.path.resolve())
+        return connection
+
+    def _mirror(self, connection: duckdb.DuckDBPyConnection, table: str) -> None:
+        """Copy a committed table to its Parquet mirror, atomically."""
+        self.mirror_dir.mkdir(parents=True, exist_ok=True)
+        target = self.mirror_dir / f"{table}.parquet"
+        temporary = self.mirror_dir / f".{table}.{uuid.uuid4().hex}.tmp"
         try:
-            connection.execute(INGEST_STATUS_DDL)
-            _migrate_feature_metadata(connection)
-            connection.execute(FEATURE_TABLES_DDL)
-            connection.execute(SIM_RUNS_DDL)
-            yield connection
+            escaped = str(temporary).replace("'", "''")
+            connection.execute(
+                f"COPY (SELECT * FROM {table}) TO '{escaped}' (FORMAT parquet, COMPRESSION zstd)"
+            )
+            os.replace(temporary, target)
         finally:
-            connection.close()
+            temporary.unlink(missing_ok=True)
 
     def refresh_views(self) -> None:
         """(Re)create the views over the lake, so new datasets and a moved home show up."""
-        with self.connect() as connection:
+        with self.writing() as connection:
             for view, (dataset, columns, where) in LAKE_VIEWS.items():
                 select = lake_select(self.lake, dataset, columns)
                 if select is None:
@@ -178,8 +182,8 @@ class Catalog:
         `updated_at`, so a re-run changes nothing that was already right."""
         if rows.empty:
             return
-        frame = rows[INGEST_STATUS_COLUMNS]
-        with self.connect() as connection:
+        frame = rows[TABLES["ingest_status"].column_names]
+        with self.writing("ingest_status") as connection:
             connection.register("incoming", frame)
             connection.execute(
                 """
@@ -195,21 +199,19 @@ class Catalog:
                 """
             )
 
-    def record_feature_metadata(self, rows: list[dict]) -> None:
-        """Register each feature definition once (name, version, parameters and code hash),
-        with the git revision and time it was first built: a new row marks a change."""
+    def record_features(self, symbol: str, rows: list[dict], fold_keys: list[str],
+                        days: list) -> None:  # fmt: skip
+        """Register each feature definition once (name, version, parameters and code hash,
+        with the git revision and time it was first built: a new row marks a change), and
+        note that `symbol` has features labelled with these fold configurations."""
         frame = pd.DataFrame(rows).assign(
             git_revision=git_revision(), created_at=pd.Timestamp.now(tz="UTC")
         )
-        with self.connect() as connection:
+        with self.writing(FEATURE_METADATA.name, FEATURE_FOLDS.name) as connection:
             connection.register("incoming", frame)
             connection.execute(
                 "INSERT INTO feature_metadata BY NAME SELECT * FROM incoming ON CONFLICT DO NOTHING"
             )
-
-    def record_folds(self, symbol: str, fold_keys: list[str], days: list) -> None:
-        """Note that `symbol` has features labelled with these fold configurations."""
-        with self.connect() as connection:
             for key in fold_keys:
                 connection.execute(
                     """
@@ -224,7 +226,7 @@ class Catalog:
     def replace_sim_runs(self, rows: pd.DataFrame) -> None:
         """Store simulation rows; the rows of a grid id already stored are replaced, so a
         re-run of the same grid over the same data leaves one copy."""
-        with self.connect() as connection:
+        with self.writing("sim_runs") as connection:
             connection.register("incoming", rows)
             connection.execute("BEGIN")
             connection.execute(
@@ -233,19 +235,32 @@ class Catalog:
             connection.execute("INSERT INTO sim_runs BY NAME SELECT * FROM incoming")
             connection.execute("COMMIT")
 
-    def leaderboard(self, metric: str, symbol: str | None = None, limit: int = 20) -> pd.DataFrame:
-        sql, params = leaderboard_sql(metric, symbol, limit)
-        return self.query(sql, params)
+    # --- reads: never the catalog file ------------------------------------------------
 
-    def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
-        with self.connect() as connection:
+    def read(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        """Run a query over the tables' mirrors (an empty table where none is written yet)."""
+        with duckdb.connect(":memory:") as connection:
+            for name, table in TABLES.items():
+                mirror = self.mirror_dir / f"{name}.parquet"
+                if mirror.is_file():
+                    escaped = str(mirror).replace("'", "''")
+                    connection.execute(
+                        f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{escaped}')"
+                    )
+                else:
+                    connection.execute(table.ddl())
             return connection.execute(sql, params or []).df()
 
     def ingest_status(self, symbol: str | None = None) -> pd.DataFrame:
-        with self.connect() as connection:
-            query = "SELECT * FROM ingest_status"
-            params: list[str] = []
-            if symbol:
-                query += " WHERE symbol = ?"
-                params.append(symbol)
-            return connection.execute(query + " ORDER BY symbol, date", params).df()
+        query, params = "SELECT * FROM ingest_status", []
+        if symbol:
+            query += " WHERE symbol = ?"
+            params.append(symbol)
+        return self.read(query + " ORDER BY symbol, date", params)
+
+    def feature_folds(self) -> pd.DataFrame:
+        return self.read("SELECT * FROM feature_folds ORDER BY fold_config, symbol")
+
+    def leaderboard(self, metric: str, symbol: str | None = None, limit: int = 20) -> pd.DataFrame:
+        sql, params = leaderboard_sql(metric, symbol, limit)
+        return self.read(sql, params)

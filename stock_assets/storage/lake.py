@@ -24,6 +24,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 PART_NAME = "part.parquet"
+# The lake's datasets: bars per symbol-day (1-minute, and 5m..1d in one file with an
+# `interval` column), features per symbol-day, market regimes per day.
+BARS_1M, BARS_DERIVED, FEATURES, MARKET_REGIMES = (
+    "bars_1m", "bars_derived", "features", "market_regimes"
+)  # fmt: skip
 
 
 class CorruptPartition(RuntimeError):
@@ -134,21 +139,6 @@ class Lake:
             return None
         table = pa.concat_tables(parts[::-1])
         return table.slice(max(0, table.num_rows - limit))
-
-
-def latest_bars(lake: Lake, symbol: str, interval: str = "1m", limit: int = 20) -> pa.Table | None:
-    """The newest `limit` bars of one symbol at an interval (1m or a derived one), oldest
-    first."""
-    if interval == "1m":
-        table = lake.latest("bars_1m", symbol, limit)
-    else:
-        import pyarrow.compute as pc
-
-        table = lake.latest(
-            "bars_derived", symbol, limit, lambda t: pc.equal(t["interval"], interval)
-        )
-        table = table.drop_columns(["interval"]) if table is not None else None
-    return table
 
 
 def to_frame(table: pa.Table) -> pd.DataFrame:

@@ -8,10 +8,11 @@ import duckdb
 import pandas as pd
 import pytest
 
-from stock_assets.assets.partitions import range_tags
 from stock_assets.core import calendar
+from stock_assets.core.errors import UsageError
+from stock_assets.jobs.launcher import symbol_days_tags as range_tags
 from stock_assets.resources.market_data import MarketDataResource
-from stock_assets.resources.warehouse import WarehouseResource
+from stock_assets.storage.warehouse import BARS_SCHEMA, Warehouse, to_table
 
 DAYS = [dt.date(2024, 3, 7), dt.date(2024, 3, 8), dt.date(2024, 3, 11)]
 
@@ -25,9 +26,9 @@ def defs_and_instance(home):
         yield defs, instance
 
 
-def run_ingest(defs, instance, symbol, days=DAYS, providers=None):
+def run_ingest(defs, instance, symbol, days=DAYS, providers=None, **options):
     job = defs.resolve_job_def("ingest_job")
-    config = {"ops": {"bars_1m": {"config": {"providers": providers}}}}
+    config = {"ops": {"bars": {"config": {"providers": providers, **options}}}}
     return job.execute_in_process(
         run_config=config, instance=instance, tags=range_tags(symbol, days[0], days[-1]),
         raise_on_error=False,
@@ -52,7 +53,7 @@ def test_ingest_range_materializes_every_partition_in_one_run(home, defs_and_ins
     materialized = instance.get_materialized_partitions(dg.AssetKey("bars_1m"))
     assert sorted(materialized) == [f"{d.isoformat()}|SPY" for d in DAYS]
     assert len(instance.get_runs()) == 1
-    status = WarehouseResource(home=str(home)).catalog.ingest_status("SPY")
+    status = Warehouse(home).catalog.ingest_status("SPY")
     assert status["date"].dt.date.tolist() == DAYS
     assert set(status["status"]) <= {"ok", "partial"}
     assert (status["rows"] + status["missing_minutes"]).tolist() == [390, 390, 390]
@@ -69,10 +70,10 @@ def test_rerunning_ingest_and_backfill_leaves_partitions_byte_identical(home, de
     defs, instance = defs_and_instance
     assert run_ingest(defs, instance, "SPY").success
     first = lake_digest(home)
-    status_before = WarehouseResource(home=str(home)).catalog.ingest_status("SPY")
+    status_before = Warehouse(home).catalog.ingest_status("SPY")
     assert run_ingest(defs, instance, "SPY").success
     assert lake_digest(home) == first
-    status_after = WarehouseResource(home=str(home)).catalog.ingest_status("SPY")
+    status_after = Warehouse(home).catalog.ingest_status("SPY")
     pd.testing.assert_frame_equal(status_before, status_after)
 
     backfill = defs.resolve_job_def("gap_fill_job")
@@ -94,7 +95,7 @@ def test_rerunning_ingest_and_backfill_leaves_partitions_byte_identical(home, de
 def test_backfill_reports_materializations_of_changed_partitions(home, defs_and_instance):
     defs, instance = defs_and_instance
     run_ingest(defs, instance, "SPY")
-    partial = WarehouseResource(home=str(home)).catalog.ingest_status("SPY")
+    partial = Warehouse(home).catalog.ingest_status("SPY")
     gappy = partial.loc[partial["missing_minutes"] > 0, "date"].dt.date.tolist()
     backfill = defs.resolve_job_def("gap_fill_job")
     result = backfill.execute_in_process(
@@ -105,27 +106,30 @@ def test_backfill_reports_materializations_of_changed_partitions(home, defs_and_
     assert keys == [f"{d.isoformat()}|SPY" for d in gappy]
 
 
-def test_asset_checks_pass_on_clean_data(home, defs_and_instance):
+def test_asset_checks_pass_on_clean_data_and_catch_a_stored_bad_bar(home, defs_and_instance):
     defs, instance = defs_and_instance
-    run_ingest(defs, instance, "QQQ")
-    from stock_assets.assets.bars import bars_1m_ohlc_consistent, bars_1m_unique_ts
+    result = run_ingest(defs, instance, "QQQ")
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"unique_ts": True, "ohlc_consistent": True}
+    warehouse = Warehouse(home)
+    stored = warehouse.read_bars("QQQ", DAYS[:1])
+    stored.loc[7, "high"] = stored.loc[7, "low"] - 1.0  # high below low: breaks the rule
+    warehouse.lake.write("bars_1m", "QQQ", DAYS[0], to_table(stored, BARS_SCHEMA))
+    result = run_ingest(defs, instance, "QQQ", refetch=True)  # stored real bars are kept
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not evaluations["ohlc_consistent"].passed
+    assert evaluations["ohlc_consistent"].metadata["violations"].value == 1
+    assert evaluations["unique_ts"].passed
 
-    warehouse = WarehouseResource(home=str(home))
-    assert bars_1m_unique_ts(warehouse=warehouse).passed
-    assert bars_1m_ohlc_consistent(warehouse=warehouse).passed
 
-
-def test_failed_symbol_fails_the_run_and_records_why(
-    home, defs_and_instance, tmp_path, monkeypatch
-):
+def test_failed_symbol_fails_the_run_and_records_why(home, defs_and_instance, tmp_path):
     defs, instance = defs_and_instance
     instance.add_dynamic_partitions("symbols", ["ZZZZ"])
     (tmp_path / "csvs").mkdir()
     (tmp_path / "csvs" / "SPY.csv").write_text("datetime,open,high,low,close,volume\n")
-    monkeypatch.setenv("STOCK_ASSETS_CSV_PATH", str(tmp_path / "csvs"))
-    result = run_ingest(defs, instance, "ZZZZ", providers="csv")
+    result = run_ingest(defs, instance, "ZZZZ", providers="csv", csv_path=str(tmp_path / "csvs"))
     assert not result.success
-    status = WarehouseResource(home=str(home)).catalog.ingest_status("ZZZZ")
+    status = Warehouse(home).catalog.ingest_status("ZZZZ")
     assert set(status["status"]) == {"failed"}
     assert "no provider has data for ZZZZ" in status["message"].iloc[0]
     assert not (home / "lake" / "bars_1m" / "symbol=ZZZZ").exists()
@@ -150,7 +154,7 @@ def test_market_data_auto_order_depends_on_keys(monkeypatch):
     monkeypatch.setenv("APCA_API_KEY_ID", "kid")
     monkeypatch.setenv("APCA_API_SECRET_KEY", "sec")
     assert [p.name for p in MarketDataResource().chain()] == ["alpaca", "yahoo"]
-    with pytest.raises(ValueError, match="provider order"):
+    with pytest.raises(UsageError, match="provider order"):
         MarketDataResource(providers="iexcloud").chain()
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stock_assets.assets.partitions import range_tags
 from stock_assets.core import calendar
-from stock_assets.resources.warehouse import WarehouseResource
+from stock_assets.jobs.launcher import symbol_days_tags as range_tags
+from stock_assets.storage.warehouse import Warehouse
 
 HISTORY = calendar.sessions(dt.date(2024, 2, 26), dt.date(2024, 3, 15))
 TARGET = HISTORY[5:]  # features for the last 10 sessions, history before
@@ -53,7 +53,7 @@ def build(defs, instance, symbol, days, regimes=True):
 
 
 def stored_features(home, symbol, days):
-    return WarehouseResource(home=str(home)).lake.read_days("features", symbol, days)
+    return Warehouse(home).lake.read_days("features", symbol, days)
 
 
 def lake_digest(home, dataset):
@@ -90,8 +90,16 @@ def test_checks_pass_and_metadata_shows_preview_and_columns(home, ingested):
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"no_inf": True, "nan_only_in_warmup": True, "regime_codes_in_range": True}
     metadata = result.asset_materializations_for_node("features")[0].metadata
-    assert "rsi_14" in metadata["columns"].value and "fold_30_5" in metadata["columns"].value
+    columns = {c.name: c.type for c in metadata["dagster/column_schema"].value.columns}
+    assert columns["rsi_14"] == "float64" and columns["fold_30_5"] == "object"
     assert "| ts" in metadata["preview"].value
+    assert metadata["run_partitions"].value == len(TARGET)  # a ranged run: the run's totals
+    assert metadata["run_rows"].value == 390 * len(TARGET) - sum(
+        Warehouse(home)
+        .catalog.ingest_status("SPY")
+        .set_index("date")["missing_minutes"][[pd.Timestamp(d) for d in TARGET]]
+    )
+    assert "rows" not in metadata
 
 
 def test_catalog_has_features_view_metadata_and_fold_options(home, ingested):

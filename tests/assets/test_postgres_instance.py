@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from stock_assets.assets.partitions import range_tags
+from stock_assets.jobs.launcher import symbol_days_tags as range_tags
 
 psycopg2 = pytest.importorskip("psycopg2")
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "dagster.postgres.yaml"

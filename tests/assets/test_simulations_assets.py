@@ -8,11 +8,15 @@ import dagster as dg
 import duckdb
 import pytest
 
-from stock_assets.assets.partitions import range_tags
 from stock_assets.cli import main
 from stock_assets.core import calendar
+from stock_assets.core.errors import UsageError
+from stock_assets.core.predictors import Baseline
+from stock_assets.jobs.launcher import symbol_days_tags as range_tags
+from stock_assets.pipelines.simulations import SimulationError, load_features, run_grid
+from stock_assets.pipelines.specs import GridSpec, parse_regime
 from stock_assets.resources.warehouse import WarehouseResource
-from stock_assets.simulate import GridSpec, SimulationError, load_features, parse_regime, run_grid
+from stock_assets.storage.warehouse import Warehouse
 
 DAYS = calendar.sessions(dt.date(2024, 2, 26), dt.date(2024, 3, 15))
 SMALL = {"thresholds": [0.0, 0.001], "zscore": [False], "volnorm": [False, True],
@@ -100,15 +104,15 @@ def test_grid_search_job_fans_out_symbols_and_models(home, with_features):
 
 
 def test_bot_grid_runs_out_of_sample_only(home, with_features):
-    frame = load_features(WarehouseResource(), "SPY")
+    frame = load_features(Warehouse(home), "SPY")
     spec = GridSpec(models=["baseline:momentum_5"], thresholds=[0.0], zscore=[False],
                     volnorm=[False], regimes=[""], bot=[False, True], fill_delays=[0],
                     fold="fold_30_5")  # fmt: skip
     with pytest.raises(SimulationError, match="split=test"):
-        run_grid(frame, "SPY", "baseline:momentum_5", spec)
+        run_grid(frame, "SPY", Baseline("baseline:momentum_5"), spec)
     frame["fold_2_1"] = ["train" if d.day % 3 else "test" for d in frame["ts"]]
     spec = spec.model_copy(update={"split": "test", "fold": "fold_2_1"})
-    run = run_grid(frame, "SPY", "baseline:momentum_5", spec)
+    run = run_grid(frame, "SPY", Baseline("baseline:momentum_5"), spec)
     test_rows = int((frame["fold_2_1"] == "test").sum())
     assert set(run.rows["bars"]) == {test_rows}
     assert sorted(run.rows.loc[run.rows["model_id"] == "baseline:momentum_5", "bot"]) == [
@@ -121,7 +125,7 @@ def test_regime_filters_are_parsed_and_checked():
     assert parse_regime("regime_gmm=1,0").allowed == (0, 1)
     assert parse_regime("") is None
     for bad in ["regime_gmm", "nope=1", "regime_vix=7", "regime_gmm=a"]:
-        with pytest.raises(SimulationError):
+        with pytest.raises(UsageError, match="regime filter"):
             parse_regime(bad)
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from stock_assets.core import metrics, sim_results
 from stock_assets.core import simulation as sim
+from stock_assets.core.tables import SIM_RUNS
 
 SQRT_252 = math.sqrt(252)
 
@@ -149,7 +150,7 @@ def test_sim_runs_rows_load_into_the_ddl_and_rank_by_the_chosen_metric():
     frame = sim_results.sim_runs_frame(result, symbol="SPY", model_id="m1", grid_id="g1")
     other = sim_results.sim_runs_frame(result, symbol="QQQ", model_id="m2", grid_id="g2")
     con = duckdb.connect()
-    con.execute(sim_results.SIM_RUNS_DDL)
+    con.execute(SIM_RUNS.ddl())
     con.register("rows", pd.concat([frame, other]))
     con.execute("INSERT INTO sim_runs SELECT * FROM rows")
     sql, params = sim_results.leaderboard_sql("total_return", symbol="SPY", limit=4)
@@ -168,7 +169,7 @@ def test_leaderboard_leaves_out_nan_metrics():
     result = _grid_result()
     frame = sim_results.sim_runs_frame(result, symbol="SPY", model_id="m1", grid_id="g1")
     con = duckdb.connect()
-    con.execute(sim_results.SIM_RUNS_DDL)
+    con.execute(SIM_RUNS.ddl())
     con.register("rows", frame)
     con.execute("INSERT INTO sim_runs SELECT * FROM rows")
     sql, params = sim_results.leaderboard_sql("win_rate", limit=100)

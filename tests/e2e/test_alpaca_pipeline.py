@@ -10,7 +10,7 @@ import pytest
 
 from stock_assets.cli import main
 from stock_assets.core import calendar
-from stock_assets.resources.warehouse import WarehouseResource
+from stock_assets.storage.warehouse import Warehouse
 from stock_assets.testing.fake_alpaca import FakeAlpacaServer, Fault
 
 KEY, SECRET = "PKTESTKEYID0000", "test-secret-value-123"
@@ -44,7 +44,7 @@ def test_every_bar_arrives_exactly_once_and_vix_fails(home, alpaca, capsys, capl
     open_, _ = calendar.session_bounds(DAYS[0])
     _, close = calendar.session_bounds(DAYS[-1])
     source = alpaca.source("SPY", open_, close)
-    warehouse = WarehouseResource(home=str(home))
+    warehouse = Warehouse(home)
     stored = warehouse.read_bars("SPY", DAYS)
     assert stored["ts"].is_unique
     expected = source[["ts", "open", "high", "low", "close", "volume", "vwap"]].reset_index(

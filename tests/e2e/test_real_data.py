@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from stock_assets.cli import main
-from stock_assets.resources.warehouse import WarehouseResource
+from stock_assets.storage.warehouse import Warehouse
 
 ET = ZoneInfo("America/New_York")
 UTC = dt.UTC
@@ -65,7 +65,7 @@ def test_csv_import_and_derived_bars_match_reference(home, real_data, name, symb
     first, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
     days = {first + dt.timedelta(d) for d in range((last - first).days + 1)}
     minutes = raw_minutes(real_data / name, label == "end", days)
-    warehouse = WarehouseResource(home=str(home))
+    warehouse = Warehouse(home)
     stored = warehouse.read_bars(symbol, sorted(days))
     assert len(stored) == len(minutes)
     assert [t.to_pydatetime() for t in stored["ts"]] == sorted(minutes)

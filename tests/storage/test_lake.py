@@ -14,7 +14,7 @@ from stock_assets.core import bars as core_bars
 from stock_assets.core import calendar
 from stock_assets.core.symbols import InvalidSymbol
 from stock_assets.storage.lake import CorruptPartition, Lake
-from stock_assets.resources.warehouse import BARS_SCHEMA, WarehouseResource, to_table
+from stock_assets.storage.warehouse import BARS_SCHEMA, Warehouse, to_table
 
 DAY = dt.date(2024, 3, 8)
 REPO = Path(__file__).resolve().parents[2]
@@ -60,7 +60,7 @@ def test_a_writer_killed_midway_leaves_the_old_partition_intact(tmp_path, crash_
         import pyarrow.parquet as pq
         from stock_assets.storage import lake as lake_module
         from tests.storage.test_lake import session_bars
-        from stock_assets.resources.warehouse import BARS_SCHEMA, to_table
+        from stock_assets.storage.warehouse import BARS_SCHEMA, to_table
         def die(*args, **kwargs):
             os.kill(os.getpid(), signal.SIGKILL)
         if {crash_point!r} == "before_replace":
@@ -99,7 +99,7 @@ def test_corrupt_partition_is_reported_with_its_path(tmp_path):
 
 
 def test_store_bars_merges_only_missing_bars_and_reports_gaps(tmp_path):
-    warehouse = WarehouseResource(home=str(tmp_path))
+    warehouse = Warehouse(tmp_path)
     first = warehouse.store_bars("SPY", session_bars(drop=[5, 6]), [DAY])
     assert (first[0].rows, first[0].missing_minutes, first[0].written) == (388, 2, True)
     second = warehouse.store_bars("SPY", session_bars(price=999.0), [DAY])
@@ -112,7 +112,7 @@ def test_store_bars_merges_only_missing_bars_and_reports_gaps(tmp_path):
 
 
 def test_catalog_views_expose_exact_bar_columns(tmp_path):
-    warehouse = WarehouseResource(home=str(tmp_path))
+    warehouse = Warehouse(tmp_path)
     warehouse.catalog.refresh_views()  # before any data: typed, empty
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
         assert con.execute("SELECT count(*) FROM bars").fetchone() == (0,)
@@ -134,13 +134,13 @@ def test_catalog_views_expose_exact_bar_columns(tmp_path):
 
 def test_features_view_unifies_partitions_by_column_name(tmp_path):
     """A feature added later is a new column: older partitions read it as NULL."""
-    warehouse = WarehouseResource(home=str(tmp_path))
+    warehouse = Warehouse(tmp_path)
     ts = calendar.session_minutes(DAY)[:2]
     old = pd.DataFrame({"ts": ts, "rsi_14": [50.0, 51.0]})
     later = pd.DataFrame({"ts": calendar.session_minutes(dt.date(2024, 3, 11))[:2],
                           "rsi_14": [52.0, 53.0], "new_feature": [1.0, 2.0]})  # fmt: skip
-    warehouse.store_by_day("features", "SPY", old, [DAY])
-    warehouse.store_by_day("features", "SPY", later, [dt.date(2024, 3, 11)])
+    warehouse.store_features("SPY", old, [DAY])
+    warehouse.store_features("SPY", later, [dt.date(2024, 3, 11)])
     warehouse.catalog.refresh_views()
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
         rows = con.execute(
@@ -160,8 +160,8 @@ def test_catalog_writes_from_concurrent_processes_wait_for_the_lock(tmp_path):
         f"""
         import datetime as dt, sys
         import pandas as pd
-        from stock_assets.resources.warehouse import WarehouseResource
-        catalog = WarehouseResource(home={str(tmp_path)!r}).catalog
+        from stock_assets.storage.warehouse import Warehouse
+        catalog = Warehouse({str(tmp_path)!r}).catalog
         symbol = sys.argv[1]
         for day in range(1, 29):
             catalog.upsert_ingest_status(pd.DataFrame({{
@@ -175,7 +175,7 @@ def test_catalog_writes_from_concurrent_processes_wait_for_the_lock(tmp_path):
         for symbol in ("AAA", "BBB", "CCC")
     ]
     assert [writer.wait(timeout=300) for writer in writers] == [0, 0, 0]
-    status = WarehouseResource(home=str(tmp_path)).catalog.ingest_status()
+    status = Warehouse(tmp_path).catalog.ingest_status()
     assert status.groupby("symbol").size().to_dict() == {"AAA": 28, "BBB": 28, "CCC": 28}
 
 
@@ -191,9 +191,9 @@ def test_a_catalog_from_before_code_hash_is_migrated_keeping_its_rows(tmp_path):
             "INSERT INTO feature_metadata VALUES ('rsi_14', 1, '{}', 'h', "
             "'stock_assets.core.indicators:rsi', 'momentum', 14, 'float64', 'abc', now())"
         )
-    catalog = WarehouseResource(home=str(tmp_path)).catalog
+    catalog = Warehouse(tmp_path).catalog
     from stock_assets.core.features import feature_metadata_rows
 
-    catalog.record_feature_metadata(feature_metadata_rows())
-    rows = catalog.query("SELECT feature, code_hash FROM feature_metadata WHERE feature = 'rsi_14'")
+    catalog.record_features("SPY", feature_metadata_rows(), [], [dt.date(2024, 3, 8)])
+    rows = catalog.read("SELECT feature, code_hash FROM feature_metadata WHERE feature = 'rsi_14'")
     assert sorted(rows["code_hash"].str.len()) == [7, 64]  # 'unknown' kept, the new one added

@@ -39,12 +39,13 @@ def status_row(symbol, day, status, missing):
 
 def test_gap_scanner_requests_recent_partial_days_once_per_gap_size(home):
     warehouse = WarehouseResource()
+    store = warehouse.open()
     today = pd.Timestamp.now("America/New_York").date()
     from stock_assets.core import calendar
 
     last = calendar.last_session_on_or_before(today)
     old = calendar.previous_sessions(last, 10)[0]
-    warehouse.catalog.upsert_ingest_status(pd.DataFrame([
+    store.catalog.upsert_ingest_status(pd.DataFrame([
         status_row("SPY", last, "partial", 3),
         status_row("QQQ", last, "ok", 0),
         status_row("AAPL", old, "partial", 2),  # too old to scan
@@ -54,4 +55,4 @@ def test_gap_scanner_requests_recent_partial_days_once_per_gap_size(home):
         requests = gap_scanner_sensor(context)
     assert [r.partition_key for r in requests] == [f"{last.isoformat()}|SPY"]
     assert requests[0].run_key == f"gaps-SPY-{last.isoformat()}-3"
-    assert requests[0].run_config == {"ops": {"bars_1m": {"config": {"refetch": True}}}}
+    assert requests[0].run_config == {"ops": {"bars": {"config": {"refetch": True}}}}

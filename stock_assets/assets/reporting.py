@@ -1,0 +1,65 @@
+"""What assets and ops show in the Dagster UI: metadata built from pipeline results."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import dagster as dg
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from stock_assets.pipelines.simulations import GridRun
+
+TOP_COLUMNS = ["combo", "threshold", "zscore", "volnorm", "regime_column", "regime_allowed",
+               "fill_delay", "trades", "total_return", "excess_vs_buy_hold", "sqn"]  # fmt: skip
+
+
+def partition_metadata(
+    partitions: int, totals: dict[str, object], **shown: object
+) -> dict[str, object]:
+    """Metadata of a materialization. Dagster repeats a ranged run's metadata on every
+    partition it materialized (dagster#18123), so there the `totals` are named `run_*`
+    (the run's, beside `run_partitions`); a one-partition run shows them plainly. `shown`
+    (previews, schemas, per-partition tables) keep their names."""
+    values = {
+        name: dg.MetadataValue.int(v) if isinstance(v, int) else v for name, v in totals.items()
+    }
+    if partitions != 1:
+        values = {"run_partitions": dg.MetadataValue.int(partitions)} | {
+            f"run_{name}": value for name, value in values.items()
+        }
+    return values | shown
+
+
+def png_markdown(name: str, png: bytes) -> dg.MetadataValue:
+    """A PNG shown inline in the UI."""
+    encoded = base64.b64encode(png).decode()
+    return dg.MetadataValue.md(f"![{name}](data:image/png;base64,{encoded})")
+
+
+def column_schema(frame: pd.DataFrame) -> dg.MetadataValue:
+    """The columns of a frame and their types, as a table schema."""
+    return dg.MetadataValue.table_schema(
+        dg.TableSchema(
+            columns=[dg.TableColumn(str(name), str(kind)) for name, kind in frame.dtypes.items()]
+        )
+    )
+
+
+def grid_metadata(run: GridRun, home: Path) -> dict[str, dg.MetadataValue]:
+    """A grid run: the plots inline and as files, the top combinations."""
+    paths = run.save_plots(home)
+    rows = run.model_rows
+    top = rows.sort_values("sqn", ascending=False).head(5)
+    out: dict[str, dg.MetadataValue] = {
+        "grid_id": dg.MetadataValue.text(run.grid_id),
+        "combinations": dg.MetadataValue.int(len(rows)),
+        "top_by_sqn": dg.MetadataValue.md(top[TOP_COLUMNS].to_markdown(index=False)),
+    }
+    for name, png in run.plots.items():
+        out[f"{name}_plot"] = png_markdown(name, png)
+        out[f"{name}_png"] = dg.MetadataValue.path(str(paths[name]))
+    return out

@@ -1,0 +1,109 @@
+"""Building the feature warehouse: market regimes per day, and a symbol's features over
+a range of days from the previous day's carry. The features and market_regimes assets
+and the CLI call this."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from stock_assets.core import calendar
+from stock_assets.core import features as core_features
+from stock_assets.core import regimes as core_regimes
+from stock_assets.core.folds import FoldConfig, label_folds
+from stock_assets.storage.warehouse import Warehouse
+
+QQQ, VIXY = "QQQ", "VIXY"
+DEFAULT_FOLD = FoldConfig(train_days=30, test_days=5)
+
+
+def fold_column(config: FoldConfig) -> str:
+    return f"fold_{config.train_days}_{config.test_days}"
+
+
+def fold_labels(ts: pd.Series, config: FoldConfig) -> np.ndarray:
+    """'train'/'test' per row, episodes counted along every XNYS session since 2000, so all
+    symbols share them and later data never relabels earlier days."""
+    sessions = calendar.sessions(calendar.FIRST_DAY, calendar.last_day())
+    return label_folds(ts, config.train_days, config.test_days, sessions=sessions).to_numpy()
+
+
+@dataclass
+class RegimesBuilt:
+    regimes: pd.DataFrame
+    written: int
+    has_qqq: bool
+    has_vixy: bool
+
+
+def build_regimes(warehouse: Warehouse, days: list[dt.date]) -> RegimesBuilt:
+    """Compute and store the market regimes of the given days from QQQ and VIXY bars."""
+    history = calendar.previous_sessions(days[0], core_regimes.REGIME_LOOKBACK_SESSIONS) + days
+    qqq, vixy = warehouse.read_bars(QQQ, history), warehouse.read_bars(VIXY, history)
+    regimes = core_regimes.compute_regimes(qqq, vixy, start=days[0])
+    written = warehouse.store_regimes(regimes, days)
+    return RegimesBuilt(regimes, written, not qqq.empty, not vixy.empty)
+
+
+@dataclass
+class FeaturesBuilt:
+    table: pd.DataFrame
+    written: int
+    note: str
+
+
+def build_features(
+    warehouse: Warehouse, symbol: str, days: list[dt.date], folds: list[FoldConfig]
+) -> FeaturesBuilt:
+    """Compute, label and store one symbol's features for the given days, and record the
+    feature definitions and fold configurations in the catalog."""
+    table, note = symbol_features(warehouse, symbol, days, folds)
+    written = warehouse.store_features(symbol, table, days)
+    warehouse.catalog.record_features(
+        symbol, core_features.feature_metadata_rows(), [f.key for f in folds], days
+    )
+    return FeaturesBuilt(table, written, note)
+
+
+def symbol_features(
+    warehouse: Warehouse, symbol: str, days: list[dt.date], folds: list[FoldConfig]
+) -> tuple[pd.DataFrame, str]:
+    """Features of one symbol's days: from the previous day's carry and LOOKBACK_SESSIONS of
+    bars when that day was built, else from the start of the stored history."""
+    stored = [d for d in warehouse.bar_days(symbol) if d < days[0]]
+    previous = stored[-1:] or []
+    carry, note = None, ""
+    tail = warehouse.read_features(symbol, previous[0], previous[0]) if previous else None
+    if tail is not None and len(tail):
+        carry = core_features.carry_from(tail)
+        history = stored[-core_features.LOOKBACK_SESSIONS :]
+        if len(warehouse.read_bars(symbol, history)) < core_features.LOOKBACK_BARS:
+            history = stored  # short sessions: take everything before
+    else:
+        history = stored
+        if stored:
+            note = f"no features stored for {previous[0]}: built from {stored[0]} on"
+    window = history + days
+    bars = warehouse.read_bars(symbol, window)
+    if bars.empty:
+        return pd.DataFrame(), f"no bars stored for {days[0]} .. {days[-1]}"
+    context_days = calendar.previous_sessions(days[0], core_features.LOOKBACK_SESSIONS) + days
+    qqq = warehouse.read_bars(QQQ, sorted(set(context_days) | set(window)))
+    vixy = warehouse.read_bars(VIXY, sorted(set(context_days) | set(window)))
+    regimes = warehouse.read_regimes(days)
+    try:
+        table = core_features.compute_features(
+            bars, start=days[0], qqq=qqq, vixy=vixy, regimes=regimes, carry=carry
+        )
+    except (core_features.CarryMismatch, core_features.InsufficientLookback) as error:
+        note = f"{error}: rebuilt from {stored[0]} ({len(stored)} sessions)"
+        bars = warehouse.read_bars(symbol, stored + days)
+        table = core_features.compute_features(
+            bars, start=days[0], qqq=qqq, vixy=vixy, regimes=regimes, carry=None
+        )
+    for config in folds:
+        table[fold_column(config)] = fold_labels(table["ts"], config)
+    return table, note
