@@ -4,9 +4,10 @@ It speaks enough of `GET /v2/stocks/bars` (what alpaca-py 0.44 calls) and
 `GET /v2/stocks/{symbol}/bars` for the real `StockHistoricalDataClient`: the same query
 parameters, the same JSON (`{"bars": {"SPY": [{"t", "o", "h", "l", "c", "v", "n", "vw"}]},
 "next_page_token": ...}`), key headers checked, `X-RateLimit-*` headers on every answer,
-and faults (429 with Retry-After, 5xx, a body cut short) injected at given request
-numbers. Bars are serialized once per symbol-day and pages are slices of those records,
-so 10,000-bar pages cost little to serve; `preload` does the serializing up front.
+and faults (429 with Retry-After, 5xx, a body cut short, a malformed JSON page, a body
+trickled out a byte at a time) injected at given request numbers. Bars are serialized
+once per symbol-day and pages are slices of those records, so 10,000-bar pages cost
+little to serve; `preload` does the serializing up front.
 """
 
 from __future__ import annotations
@@ -45,13 +46,23 @@ _FORBIDDEN = b'{"code":40310000,"message":"forbidden"}'
 class Fault:
     """An error answer injected in place of the real one (429 carries Retry-After).
 
-    With `cut_body`, the real answer is sent instead, but the connection closes halfway
-    through its body (`status` is then ignored).
+    The other faults send the real answer, damaged, and ignore `status`: with `cut_body`
+    the connection closes halfway through the body; with `malformed` the first half of
+    the body is sent as the whole (a 200 whose JSON is cut, framed correctly); with
+    `trickle_s` the body goes out one byte every `trickle_s` seconds of real time, as a
+    stalled proxy does, until the client hangs up or the server stops.
     """
 
     status: int = 200
     retry_after: float | None = None
     cut_body: bool = False
+    malformed: bool = False
+    trickle_s: float | None = None
+
+    @property
+    def replaces_answer(self) -> bool:
+        """Whether the fault answers with `status` instead of the real answer."""
+        return not (self.cut_body or self.malformed or self.trickle_s is not None)
 
 
 @dataclass(frozen=True)
@@ -241,6 +252,7 @@ class FakeAlpacaServer:
         self._window_used = 0
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.stopping = threading.Event()
 
     @property
     def url(self) -> str:
@@ -267,6 +279,7 @@ class FakeAlpacaServer:
             self._store.load(symbol, days)
 
     def start(self) -> FakeAlpacaServer:
+        self.stopping.clear()
         handler = type("_BoundHandler", (_Handler,), {"fake": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
@@ -277,6 +290,7 @@ class FakeAlpacaServer:
         return self
 
     def stop(self) -> None:
+        self.stopping.set()  # ends any trickling answer
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -372,18 +386,33 @@ class _Handler(BaseHTTPRequestHandler):
         number, headers, limited_wait = fake._admit()
         status, body = self._answer(fake, parts.path, params, number, headers, limited_wait)
         fake._record(number, parts.path, params, status)
+        fault = fake.faults.get(number) if status == 200 else None
+        if fault is not None and fault.malformed:
+            body = body[: len(body) // 2]
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        fault = fake.faults.get(number)
-        if fault is not None and fault.cut_body and status == 200:
+        if fault is not None and fault.cut_body:
             self.wfile.write(body[: len(body) // 2])
             self.close_connection = True
+        elif fault is not None and fault.trickle_s is not None:
+            self._trickle(body, fault.trickle_s)
         else:
             self.wfile.write(body)
+
+    def _trickle(self, body: bytes, every_s: float) -> None:
+        """Send `body` one byte per `every_s` seconds; stop when the client hangs up."""
+        self.close_connection = True
+        try:
+            for index in range(len(body)):
+                self.wfile.write(body[index : index + 1])
+                if self.fake.stopping.wait(every_s):
+                    return
+        except OSError:  # the client gave up on us: what the fault is there to provoke
+            return
 
     def _answer(
         self,
@@ -402,7 +431,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers["Retry-After"] = str(int(limited_wait))
             return 429, b'{"code":42910000,"message":"too many requests."}'
         fault = fake.faults.get(number)
-        if fault is not None and not fault.cut_body:
+        if fault is not None and fault.replaces_answer:
             if fault.retry_after is not None:
                 headers["Retry-After"] = f"{fault.retry_after:g}"
             return fault.status, json.dumps({"message": f"injected fault {fault.status}"}).encode()

@@ -7,6 +7,7 @@ import io
 import json
 import random
 import socket
+import time
 from collections.abc import Iterator
 
 import pandas as pd
@@ -133,6 +134,110 @@ def test_a_page_cut_short_mid_body_is_requested_again(
     log = server.requests
     assert log[1].params["page_token"] == log[2].params["page_token"]
     assert len(clock.sleeps) == 1
+
+
+def test_a_malformed_json_page_is_requested_again_and_no_page_is_lost_or_doubled(
+    server: FakeAlpacaServer, clock: FakeClock
+) -> None:
+    server.faults = {1: Fault(malformed=True), 3: Fault(malformed=True)}
+
+    frame = make_provider(server.url, clock).fetch("SPY", START, END)
+
+    pd.testing.assert_frame_equal(frame, expected_bars(server, "SPY", START, END))
+    log = server.requests
+    tokens = [r.params.get("page_token") for r in log]
+    assert tokens[0] is None and tokens[1] is None
+    assert tokens[2] == tokens[3] and tokens[2] is not None
+    assert len(tokens) == len(set(tokens)) + 2
+    assert len(clock.sleeps) == 2
+
+
+def test_malformed_pages_until_retries_run_out_fail_with_the_reason(
+    server: FakeAlpacaServer, clock: FakeClock
+) -> None:
+    server.faults = {n: Fault(malformed=True) for n in range(1, 20)}
+
+    with pytest.raises(ProviderError) as caught:
+        make_provider(server.url, clock, max_retries=2).fetch("SPY", START, END)
+
+    message = str(caught.value)
+    assert message.startswith(
+        "alpaca: SPY 2024-03-06..2024-03-12: HTTP 200 after 3 attempt(s): malformed JSON page ("
+    )
+    assert message.endswith("); retries exhausted")
+    assert KEY not in message and SECRET not in message
+    assert len(server.requests) == 3 and len(clock.sleeps) == 2
+
+
+def test_a_page_trickled_past_its_request_deadline_is_requested_again(
+    server: FakeAlpacaServer, clock: FakeClock
+) -> None:
+    server.faults = {2: Fault(trickle_s=0.05)}
+    provider = make_provider(server.url, clock, request_deadline_s=0.5)
+
+    began = time.monotonic()
+    frame = provider.fetch("SPY", START, END)
+    elapsed = time.monotonic() - began
+
+    pd.testing.assert_frame_equal(frame, expected_bars(server, "SPY", START, END))
+    log = server.requests
+    assert log[1].params["page_token"] == log[2].params["page_token"]
+    assert len(clock.sleeps) == 1
+    assert 0.5 <= elapsed < 10  # cut at its deadline: the whole body would take hours
+
+
+def test_a_trickling_server_fails_the_fetch_cleanly_within_its_deadline(
+    server: FakeAlpacaServer, clock: FakeClock
+) -> None:
+    server.faults = {n: Fault(trickle_s=0.05) for n in range(1, 20)}
+    provider = make_provider(
+        server.url, clock, request_deadline_s=0.8, fetch_deadline_s=2.0, backoff_base_s=0.05
+    )
+
+    began = time.monotonic()
+    with pytest.raises(ProviderError) as caught:
+        provider.fetch("SPY", START, END)
+    elapsed = time.monotonic() - began
+
+    assert 2.0 <= elapsed <= 2.0 * 1.1
+    assert str(caught.value) == (
+        "alpaca: SPY 2024-03-06..2024-03-12: no answer after 3 attempt(s): the fetch deadline "
+        "of 2 s passed (0 page(s) received); raise RetryPolicy.fetch_deadline_s or fetch "
+        "fewer days at a time"
+    )
+    log = server.requests
+    assert len(log) == 3 and {r.params.get("page_token") for r in log} == {None}
+    assert len(clock.sleeps) == 2
+
+
+def test_a_read_waiting_for_the_next_byte_is_cut_at_the_fetch_deadline(
+    server: FakeAlpacaServer, clock: FakeClock
+) -> None:
+    provider = make_provider(server.url, clock, request_deadline_s=60, fetch_deadline_s=2.0)
+    assert len(provider.fetch("SPY", START, START)) == 390  # warm: the deadline is all I/O
+    server.faults = {2: Fault(trickle_s=1.5)}  # bytes at 0 s, 1.5 s, 3 s
+
+    began = time.monotonic()
+    with pytest.raises(ProviderError, match=r"no answer after 1 attempt\(s\): the fetch deadline"):
+        provider.fetch("SPY", START, END)
+
+    assert 2.0 <= time.monotonic() - began <= 2.0 * 1.1
+    assert clock.sleeps == []
+
+
+def test_a_wait_past_the_fetch_deadline_fails_at_once_instead_of_sleeping(
+    server: FakeAlpacaServer, clock: FakeClock
+) -> None:
+    server.faults = {1: Fault(429, retry_after=10)}
+
+    with pytest.raises(ProviderError) as caught:
+        make_provider(server.url, clock, fetch_deadline_s=5).fetch("SPY", START, END)
+
+    assert str(caught.value).startswith(
+        "alpaca: SPY 2024-03-06..2024-03-12: HTTP 429 after 1 attempt(s): the wait before "
+        "retrying (10.0 s) would pass the fetch deadline of 5 s ("
+    )
+    assert clock.sleeps == []
 
 
 def test_spent_rate_limit_pauses_until_reset_before_the_next_request(clock: FakeClock) -> None:
@@ -282,7 +387,16 @@ def test_logs_are_json_lines_with_context_and_no_secret(
     page_size=st.integers(min_value=50, max_value=900),
     faults=st.dictionaries(
         st.integers(min_value=1, max_value=12),
-        st.sampled_from([Fault(429, retry_after=1), Fault(500), Fault(502), Fault(503)]),
+        st.sampled_from(
+            [
+                Fault(429, retry_after=1),
+                Fault(500),
+                Fault(502),
+                Fault(503),
+                Fault(cut_body=True),
+                Fault(malformed=True),
+            ]
+        ),
         max_size=5,
     ),
 )

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from stock_assets.providers.base import RAW_COLUMNS, ProviderError, empty_raw
-from stock_assets.providers.csv import CsvProvider
+from stock_assets.providers.csv import CsvProvider, CsvReport
 
 ET, UTC = ZoneInfo("America/New_York"), dt.UTC
 SPY_2024 = "SPY_1min_2024-02-20_2024-05-17.csv"
@@ -226,21 +226,176 @@ def test_missing_column_names_the_column_and_the_file(tmp_path: Path):
         CsvProvider(path).fetch("SPY", dt.date(2024, 3, 5), dt.date(2024, 3, 5))
 
 
-@pytest.mark.parametrize(
-    ("stamps", "reason"),
-    [
-        (["2024-03-05 09:30:00", "not a time"], "unparseable timestamps"),
-        (["2024-03-05 09:30:00", ""], "line 3 has no timestamp"),
-        (["2024-03-05 09:30:00-05:00", "2024-03-05 09:31:00"], "with and without UTC offset"),
-    ],
-)
-def test_bad_timestamps_raise_provider_error(tmp_path: Path, stamps: list[str], reason: str):
-    path = tmp_path / "SPY.csv"
-    path.write_text(
-        "datetime,open,high,low,close,volume\n" + "".join(f"{s},1,2,1,1,10\n" for s in stamps)
+def _write(path: Path, rows: list[str], header: str = "datetime,open,high,low,close,volume"):
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+DAY = dt.date(2024, 3, 5)
+
+
+def test_offsets_on_some_rows_only_make_the_file_unusable(tmp_path: Path):
+    stamps = ["2024-03-05 09:30:00-05:00", "2024-03-05 09:31:00"]
+    path = _write(tmp_path / "SPY.csv", [f"{s},1,2,1,1,10" for s in stamps])
+    with pytest.raises(ProviderError) as caught:
+        CsvProvider(path).fetch("SPY", DAY, DAY)
+    assert str(caught.value) == "SPY.csv: timestamps mix values with and without UTC offset"
+
+
+def test_a_file_of_unreadable_timestamps_is_unusable(tmp_path: Path):
+    path = _write(tmp_path / "SPY.csv", ["monday,1,2,1,1,10", "tuesday,1,2,1,1,10"])
+    with pytest.raises(ProviderError) as caught:
+        CsvProvider(path).fetch("SPY", DAY, DAY)
+    assert str(caught.value) == (
+        "SPY.csv: unparseable timestamps: none of 2 row(s) can be read (first: line 2 'monday')"
     )
-    with pytest.raises(ProviderError, match=f"SPY.csv: .*{reason}"):
-        CsvProvider(path).fetch("SPY", dt.date(2024, 3, 5), dt.date(2024, 3, 5))
+
+
+def test_rows_with_bad_timestamps_or_numbers_are_dropped_counted_and_named(tmp_path: Path):
+    rows = [
+        "2024-03-05 09:30:00,1,2,1,1.5,10",
+        "not a time,1,2,1,1,10",
+        ",1,2,1,1,10",
+        "2024-03-05 09:31:00,1,2,1,abc,10",
+        "2024-03-05 09:32:00,1,2,1,1.5,",
+        "2024/03/05 09:33:00,1,2,1,1.5,30",
+        "2024-03-05 09:34:00,1,x,1,y,30",
+        "2024-03-05 20:00:00,1,2,1,1.5,30",
+    ]
+    provider = CsvProvider(_write(tmp_path / "SPY.csv", rows))
+    bars = provider.fetch("SPY", DAY, DAY)
+
+    assert bars["ts"].dt.strftime("%H:%M").tolist() == ["14:30", "14:32", "14:33"]
+    assert bars["volume"].isna().tolist() == [False, True, False]  # blank: the validator's
+    assert provider.dropped == {"bad_timestamp": 2, "bad_number": 2, "outside_session": 1}
+    assert provider.problems == [
+        "SPY.csv: 1 row(s) dropped: no timestamp (first: line 4 '')",
+        "SPY.csv: 1 row(s) dropped: unparseable timestamp (first: line 3 'not a time')",
+        "SPY.csv: 1 row(s) dropped: high is not a number (first: line 8 high='x')",
+        "SPY.csv: 1 row(s) dropped: close is not a number (first: line 5 close='abc')",
+    ]
+    assert provider.last_report == CsvReport(
+        files=1, rows=3, dropped=provider.dropped, problems=provider.problems
+    )
+
+
+def test_an_offset_beyond_14_hours_drops_its_row(tmp_path: Path):
+    stamps = ["2024-03-05 09:30:00-05:00", "2024-03-05 09:31:00+25:00", "2024-03-05 14:32:00Z"]
+    provider = CsvProvider(_write(tmp_path / "SPY.csv", [f"{s},1,2,1,1,10" for s in stamps]))
+
+    bars = provider.fetch("SPY", DAY, DAY)
+
+    assert bars["ts"].dt.strftime("%H:%M").tolist() == ["14:30", "14:32"]
+    assert provider.dropped == {"bad_timestamp": 1}
+    assert provider.problems == [
+        "SPY.csv: 1 row(s) dropped: UTC offset beyond +-14:00 "
+        "(first: line 3 '2024-03-05 09:31:00+25:00')"
+    ]
+
+
+def test_naive_utc_times_read_as_new_york_time_get_a_timezone_hint(tmp_path: Path, json_logs):
+    minutes = pd.date_range("2024-03-05 14:30", "2024-03-05 20:59", freq="min")
+    path = _write(tmp_path / "SPY.csv", [f"{t:%Y-%m-%d %H:%M:%S},1,2,1,1,10" for t in minutes])
+    hint = (
+        "SPY.csv: 300 of 390 rows (76%) fall outside the regular session read as "
+        "America/New_York time; read as UTC time, 390 would be inside: pass timezone='UTC' "
+        "(--csv-tz UTC)"
+    )
+
+    provider = CsvProvider(path)
+    assert len(provider.fetch("SPY", DAY, DAY)) == 90
+    assert provider.dropped == {"outside_session": 300}
+    assert provider.problems == [hint]
+    warnings = [line for line in json_logs.getvalue().splitlines() if '"WARNING"' in line]
+    assert len(warnings) == 1 and hint in warnings[0]
+
+    utc = CsvProvider(path, timezone="UTC")
+    assert len(utc.fetch("SPY", DAY, DAY)) == 390
+    assert utc.problems == [] and utc.dropped == {}
+
+
+def test_offsets_that_put_every_row_outside_the_session_get_a_hint(tmp_path: Path):
+    stamps = ["2024-03-05 09:30:00+05:00", "2024-03-05 09:31:00+05:00"]
+    provider = CsvProvider(_write(tmp_path / "SPY.csv", [f"{s},1,2,1,1,10" for s in stamps]))
+
+    assert provider.fetch("SPY", DAY, DAY).empty
+    assert provider.problems == [
+        "SPY.csv: 2 of 2 rows (100%) fall outside the regular session with their UTC "
+        "offsets; without them, as America/New_York time, 2 would be inside: check the offsets"
+    ]
+
+
+def test_extended_hours_with_offsets_get_no_hint_and_count_what_is_outside(real_data: Path):
+    path = real_data / SPY_2024
+    provider = CsvProvider(path)
+    bars = provider.fetch("SPY", dt.date(2024, 2, 1), dt.date(2024, 6, 1))
+
+    outside = len(_rows(path)) - len(_expected(path, label_end=False))
+    assert provider.problems == []
+    assert provider.dropped == {"outside_session": outside}
+    assert outside == 25150 and len(bars) == 24570
+
+
+def test_a_header_only_file_is_a_one_line_reason(tmp_path: Path):
+    path = _write(tmp_path / "SPY.csv", [])
+    with pytest.raises(ProviderError) as caught:
+        CsvProvider(path).fetch("SPY", DAY, DAY)
+    assert str(caught.value) == "SPY.csv: no rows after the header"
+
+
+def test_broken_files_in_a_folder_do_not_sink_the_others(tmp_path: Path):
+    good = [f"2024-03-05 09:3{minute}:00,1,2,1,1,10" for minute in range(3)]
+    _write(tmp_path / "SPY.csv", good)
+    _write(tmp_path / "DIA.csv", [*good, "half past nine,1,2,1,1,10"])
+    _write(tmp_path / "QQQ.csv", [])
+    _write(tmp_path / "IWM.csv", ["2024-03-05 09:30:00-05:00,1,2,1,1,10", good[1]])
+    _write(tmp_path / "2024 export.csv", good)
+    (tmp_path / "AAPL_garbage.csv").write_bytes(bytes(range(256)) * 40)
+    odd = (
+        "2024 export.csv: cannot tell which symbol it holds; name it SYMBOL.csv or "
+        "SYMBOL_....csv, add a symbol column, or pass symbol="
+    )
+    provider = CsvProvider(tmp_path)
+
+    assert len(provider.fetch("SPY", DAY, DAY)) == 3
+    assert provider.problems == [odd] and provider.dropped == {}
+    assert len(provider.fetch("DIA", DAY, DAY)) == 3
+    assert provider.dropped == {"bad_timestamp": 1}
+    assert provider.problems == [
+        odd,
+        "DIA.csv: 1 row(s) dropped: unparseable timestamp (first: line 5 'half past nine')",
+    ]
+    assert provider.fetch("IBM", DAY, DAY).empty
+    assert provider.problems == [odd]
+    for symbol, reason in [
+        ("QQQ", "QQQ.csv: no rows after the header"),
+        ("IWM", "IWM.csv: timestamps mix values with and without UTC offset"),
+    ]:
+        with pytest.raises(ProviderError) as caught:
+            provider.fetch(symbol, DAY, DAY)
+        assert str(caught.value) == reason
+        assert provider.problems == [odd, reason]
+    with pytest.raises(ProviderError, match=r"^AAPL_garbage\.csv: unreadable CSV \("):
+        provider.fetch("AAPL", DAY, DAY)
+
+
+def test_a_symbol_column_file_that_breaks_fails_every_symbol_it_might_hold(tmp_path: Path):
+    header = "symbol,datetime,open,high,low,close,volume"
+    _write(
+        tmp_path / "bars.csv", ["SPY,2024-03-05 09:30:00,1,2,1,1,10", "../x,2024,1,1,1,1,1"], header
+    )
+    _write(tmp_path / "QQQ.csv", ["2024-03-05 09:30:00,1,2,1,1,10"])
+    provider = CsvProvider(tmp_path)
+    reason = (
+        "bars.csv: bad value in column 'symbol': '../x': symbols are 1-10 of A-Z 0-9 . - "
+        "starting with a letter"
+    )
+
+    assert len(provider.fetch("QQQ", DAY, DAY)) == 1
+    assert provider.problems == [reason]
+    with pytest.raises(ProviderError) as caught:
+        provider.fetch("SPY", DAY, DAY)
+    assert str(caught.value) == reason
 
 
 def test_file_without_a_symbol_needs_the_option(tmp_path: Path):
