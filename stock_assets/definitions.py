@@ -32,13 +32,19 @@ def _from_env(fields: dict[str, str]) -> dict[str, dg.EnvVar]:
     return {field: dg.EnvVar(name) for field, name in fields.items() if os.environ.get(name)}
 
 
-defs = dg.Definitions(
-    assets=[bars, market_regimes, features, simulations],
-    jobs=JOBS,
-    schedules=[nightly_schedule],
-    sensors=[gap_scanner_sensor],
-    resources={
-        "market_data": MarketDataResource(**_from_env(MARKET_DATA_ENV)),
-        "warehouse": WarehouseResource(**_from_env({"home": "STOCK_ASSETS_HOME"})),
-    },
-)
+def build_defs() -> dg.Definitions:
+    """The definitions, with resources bound to the environment as it is now (a process
+    that launches runs in process builds them again when its environment changed)."""
+    return dg.Definitions(
+        assets=[bars, market_regimes, features, simulations],
+        jobs=JOBS,
+        schedules=[nightly_schedule],
+        sensors=[gap_scanner_sensor],
+        resources={
+            "market_data": MarketDataResource(**_from_env(MARKET_DATA_ENV)),
+            "warehouse": WarehouseResource(**_from_env({"home": "STOCK_ASSETS_HOME"})),
+        },
+    )
+
+
+defs = build_defs()

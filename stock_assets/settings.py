@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -17,6 +18,11 @@ def home() -> Path:
     path = Path(os.environ.get("STOCK_ASSETS_HOME", DEFAULT_HOME)).expanduser().resolve()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def first_partition_day() -> dt.date:
+    """STOCK_ASSETS_FIRST_DAY (default 2016-01-04): the first day of the date partitions."""
+    return dt.date.fromisoformat(os.environ.get("STOCK_ASSETS_FIRST_DAY", "2016-01-04"))
 
 
 def dagster_home() -> Path:

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -47,3 +56,44 @@ def json_logs() -> Iterator[io.StringIO]:
     yield stream
     root.removeHandler(handler)
     root.setLevel(level)
+
+
+@pytest.fixture
+def dagster_dev(home: Path) -> Iterator[tuple[int, dict]]:
+    """`stock-assets dev` on the test's home: (port, its first healthy GraphQL answer)."""
+    with running_dagster_dev() as server:
+        yield server
+
+
+@contextmanager
+def running_dagster_dev(timeout: float = 180) -> Iterator[tuple[int, dict]]:
+    """`stock-assets dev` on a free port, yielded once the UI answers and every daemon is
+    healthy: (port, the answer of a GraphQL query for asset keys and daemon health)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "stock_assets.cli", "dev", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    query = b'{"query": "{ assetNodes { assetKey { path } } instance { daemonHealth { allDaemonStatuses { daemonType healthy } } } }"}'  # noqa: E501
+    try:
+        deadline, answer = time.monotonic() + timeout, None
+        while time.monotonic() < deadline:
+            try:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/graphql", data=query,
+                    headers={"Content-Type": "application/json"},
+                )  # fmt: skip
+                answer = json.loads(urllib.request.urlopen(request, timeout=5).read())["data"]
+                statuses = answer["instance"]["daemonHealth"]["allDaemonStatuses"]
+                if all(s["healthy"] for s in statuses):
+                    break
+            except OSError:
+                pass
+            time.sleep(2)
+        assert answer is not None, "the Dagster UI did not answer"
+        yield port, answer
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)

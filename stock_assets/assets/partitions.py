@@ -23,7 +23,7 @@ import dagster as dg
 from stock_assets import settings
 from stock_assets.core.symbols import check_symbol_key
 
-FIRST_DAY = dt.date.fromisoformat(os.environ.get("STOCK_ASSETS_FIRST_DAY", "2016-01-04"))
+FIRST_DAY = settings.first_partition_day()
 EXCHANGE_TZ = "America/New_York"
 
 

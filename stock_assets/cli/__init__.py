@@ -22,7 +22,6 @@ from stock_assets.cli.bars import (
     cmd_symbols,
 )
 from stock_assets.cli.common import EXIT_USAGE
-from stock_assets.core.errors import UsageError
 from stock_assets.cli.research import (
     DEMO_DAYS,
     cmd_demo,
@@ -30,6 +29,7 @@ from stock_assets.cli.research import (
     cmd_leaderboard,
     cmd_simulate,
 )
+from stock_assets.core.errors import UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -55,7 +55,6 @@ def trading_days(
 ) -> list[dt.date]:
     import pandas as pd
 
-    from stock_assets.assets.partitions import FIRST_DAY
     from stock_assets.core import calendar
 
     today = pd.Timestamp.now(calendar.EXCHANGE_TZ).date()
@@ -67,8 +66,10 @@ def trading_days(
     first, last = calendar.parse_range(start, end or today.isoformat())
     if last > today:
         raise UsageError(f"end {last} is in the future (today is {today})")
-    if first < FIRST_DAY:
-        raise UsageError(f"start {first} is before the first partition day {FIRST_DAY}")
+    if first < settings.first_partition_day():
+        raise UsageError(
+            f"start {first} is before the first partition day {settings.first_partition_day()}"
+        )
     days = calendar.sessions(first, last)
     if not days:
         raise UsageError(f"no XNYS session between {first} and {last}")

@@ -49,7 +49,7 @@ def build_features(symbols: list[str], days: list[dt.date]) -> int:
             # a ranged run repeats the run's metadata on every partition's materialization
             materializations = outcome.materializations("features")
             metadata = materializations[0].metadata if materializations else {}
-            rows = (metadata.get("rows") or metadata.get("run_rows"))
+            rows = metadata.get("rows") or metadata.get("run_rows")
             checks = outcome.checks()
             echo(f"{symbol:8} {'ok' if outcome.success else 'FAILED':6} "
                  f"{rows.value if rows else 0:>9} rows  "

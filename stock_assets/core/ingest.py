@@ -68,6 +68,7 @@ class Fetched:
     bars: pd.DataFrame
     days: list[dt.date]
     providers_by_day: dict[dt.date, list[str]] = field(default_factory=dict)
+    asked_by_day: dict[dt.date, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     dropped: dict[str, int] = field(default_factory=dict)
     answered: bool = False
@@ -101,6 +102,7 @@ class Fetched:
             self.dropped[reason] = self.dropped.get(reason, 0) + count
         keep = np.zeros(len(clean), dtype=bool)
         for day, (lo, hi) in core_bars.day_slices(clean["ts"], wanted).items():
+            self.asked_by_day.setdefault(day, []).append(provider)
             if hi > lo:
                 keep[lo:hi] = True
                 self.providers_by_day.setdefault(day, []).append(provider)
@@ -126,7 +128,9 @@ def day_outcomes(
         providers = "+".join(fetched.providers_by_day.get(day, [])) or None
         if stored_rows.get(day, 0) == 0:
             if fetched.answered and any_data:
-                outcomes.append(DayOutcome(day, "empty", providers, f"no bars for {day}: {why}"))
+                asked = "+".join(fetched.asked_by_day.get(day, [])) or None
+                message = f"no bars for {day} from {asked}"
+                outcomes.append(DayOutcome(day, "empty", asked, message))
             else:
                 message = f"no provider has data for {symbol}: {why}"
                 outcomes.append(DayOutcome(day, "failed", providers, message))

@@ -161,9 +161,9 @@ class InProcessLauncher:
         self.instance = instance
 
     def launch(self, launch: Launch) -> RunOutcome:
-        from stock_assets.definitions import defs
+        from stock_assets.definitions import build_defs
 
-        job = defs.resolve_job_def(launch.job.name)
+        job = build_defs().resolve_job_def(launch.job.name)
         result = job.execute_in_process(
             run_config={**QUIET, **launch.run_config}, instance=self.instance,
             tags=launch.tags, partition_key=launch.partition_key, raise_on_error=False,

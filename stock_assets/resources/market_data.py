@@ -68,7 +68,9 @@ class MarketDataResource(dg.ConfigurableResource):
 
             keys = alpaca_keys_from_env()
             if keys is None:
-                raise UsageError(f"provider alpaca needs {KEY_ENV[0]} and {SECRET_ENV[0]} set")
+                raise UsageError(
+                    f"no Alpaca keys in the environment: set {KEY_ENV[0]} and {SECRET_ENV[0]}"
+                )
             return AlpacaProvider(
                 *keys, feed=self.alpaca_feed, data_url=self.alpaca_data_url or None
             )

@@ -168,3 +168,30 @@ def test_reingest_replaces_an_unreadable_partition(home, defs_and_instance):
     corrupt.write_bytes(b"PAR1 this is not parquet any more")
     assert run_ingest(defs, instance, "SPY").success
     assert lake_digest(home) == good  # repaired from the provider, the others untouched
+
+
+def test_metadata_of_one_partition_is_its_own_and_of_a_range_is_named_as_the_runs(
+    home, defs_and_instance
+):
+    defs, instance = defs_and_instance
+    ranged = run_ingest(defs, instance, "SPY")
+    status = Warehouse(home).catalog.ingest_status("SPY")
+    metadata = ranged.asset_materializations_for_node("bars")[0].metadata
+    assert metadata["run_partitions"].value == 3
+    assert metadata["run_rows"].value == status["rows"].sum()
+    assert "rows" not in metadata
+    single = run_ingest(defs, instance, "QQQ", days=DAYS[:1])
+    metadata = single.asset_materializations_for_node("bars")[0].metadata
+    qqq = Warehouse(home).catalog.ingest_status("QQQ")
+    assert metadata["rows"].value == qqq["rows"].iloc[0]
+    assert metadata["missing_minutes"].value == qqq["missing_minutes"].iloc[0]
+    assert "run_rows" not in metadata
+
+
+def test_bars_1m_cannot_be_materialized_without_derived_bars():
+    """A UI backfill of bars_1m alone takes derived_bars along (one step makes both)."""
+    from stock_assets.definitions import defs
+
+    graph = defs.get_repository_def().asset_graph
+    chosen = dg.AssetSelection.assets("bars_1m").required_multi_asset_neighbors().resolve(graph)
+    assert chosen == {dg.AssetKey("bars_1m"), dg.AssetKey("derived_bars")}

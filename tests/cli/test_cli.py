@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -122,43 +123,41 @@ def test_json_logs_carry_context_for_fetch_and_persist(home):
     assert persist[0]["days"] == 2 and persist[0]["rows"] > 700
 
 
-def test_dev_serves_the_ui_with_healthy_daemons(home):
-    import signal
-    import socket
-    import time
-    import urllib.request
+def test_dev_serves_the_ui_with_healthy_daemons(home, dagster_dev):
+    _, answer = dagster_dev
+    assets = {node["assetKey"]["path"][0] for node in answer["assetNodes"]}
+    assert {"bars_1m", "derived_bars", "market_regimes", "features", "simulations"} <= assets
+    statuses = answer["instance"]["daemonHealth"]["allDaemonStatuses"]
+    statuses = {s["daemonType"]: s["healthy"] for s in statuses}
+    assert statuses["SENSOR"] and statuses["BACKFILL"] and statuses["QUEUED_RUN_COORDINATOR"]
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "stock_assets.cli", "dev", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    query = b'{"query": "{ assetNodes { assetKey { path } } instance { daemonHealth { allDaemonStatuses { daemonType healthy } } } }"}'  # noqa: E501
-    try:
-        deadline, answer = time.monotonic() + 180, None
-        while time.monotonic() < deadline:
-            try:
-                request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/graphql", data=query,
-                    headers={"Content-Type": "application/json"},
-                )  # fmt: skip
-                answer = json.loads(urllib.request.urlopen(request, timeout=5).read())["data"]
-                statuses = answer["instance"]["daemonHealth"]["allDaemonStatuses"]
-                if all(s["healthy"] for s in statuses):
-                    break
-            except OSError:
-                pass
-            time.sleep(2)
-        assert answer is not None, "the Dagster UI did not answer"
-        assets = {node["assetKey"]["path"][0] for node in answer["assetNodes"]}
-        assert {"bars_1m", "derived_bars", "market_regimes", "features", "simulations"} <= assets
-        statuses = {s["daemonType"]: s["healthy"] for s in statuses}
-        assert statuses["SENSOR"] and statuses["BACKFILL"] and statuses["QUEUED_RUN_COORDINATOR"]
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=60)
+
+def test_ingest_with_csv_submitted_to_a_running_dagster_stores_the_csv_bars(
+    home, real_data, dagster_dev, monkeypatch, capsys
+):
+    """The run executes in the daemon's run worker (another process), so the csv path
+    must travel in the run's config, not in this process's environment."""
+    import pandas as pd
+
+    from stock_assets.storage.warehouse import Warehouse
+
+    csv = real_data / "SPY_1min_2024-02-20_2024-05-17.csv"
+    monkeypatch.setenv("STOCK_ASSETS_DAGSTER_URL", f"http://127.0.0.1:{dagster_dev[0]}")
+    code = main(["ingest", "SPY", "--start", "2024-03-04", "--end", "2024-03-05",
+                 "--provider", "csv", "--csv", str(csv)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    stored = Warehouse(home).read_bars("SPY", [dt.date(2024, 3, 4), dt.date(2024, 3, 5)])
+    assert set(stored["source"]) == {"csv"}
+    source = pd.read_csv(csv)
+    first = pd.Timestamp(source.loc[source["datetime"].str.startswith("2024-03-04 09:30"),
+                                    "datetime"].iloc[0]).tz_convert("UTC")  # fmt: skip
+    assert stored["ts"].iloc[0] == first
+    import dagster as dg
+
+    runs = dg.DagsterInstance.from_config(str(home / "dagster")).get_runs()
+    assert len(runs) == 1 and runs[0].job_name == "ingest_job"
+    assert runs[0].run_config["ops"]["bars"]["config"]["csv_path"] == str(csv)
 
 
 def test_provider_problems_are_reported_not_raised(home, capsys):
@@ -183,3 +182,34 @@ def test_symbols_add_list_remove(home, capsys):
     assert capsys.readouterr().out.split() == ["SPY"]
     assert main(["symbols", "add", "../etc"]) == 2
     assert main(["symbols", "add"]) == 2
+
+
+def test_symbols_list_flags_keys_added_elsewhere_and_remove_takes_them_as_typed(home, capsys):
+    """The UI's "Add a partition" dialog accepts any key; the CLI shows and removes it."""
+    from stock_assets.cli.common import dagster_instance
+
+    dagster_instance().add_dynamic_partitions("symbols", ["msft", "../x", "SPY"])
+    assert main(["symbols", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "../x  (invalid: partition key '../x' is not a symbol: symbols are 1-10 of A-Z 0-9 . - "
+        "starting with a letter; stock-assets symbols remove '../x')",
+        "SPY",
+        "msft  (invalid: partition key 'msft' is not canonical: use 'MSFT'; "
+        "stock-assets symbols remove 'msft')",
+    ]
+    assert main(["symbols", "remove", "msft", "../x"]) == 0
+    assert "removed msft, ../x" in capsys.readouterr().out
+    assert sorted(dagster_instance().get_dynamic_partitions("symbols")) == ["SPY"]
+
+
+def test_a_run_of_a_non_canonical_partition_fails_naming_the_canonical_key(home):
+    from stock_assets.cli.common import dagster_instance, launch
+    from stock_assets.jobs import ingest_job
+    from stock_assets.jobs.launcher import Launch
+
+    dagster_instance().add_dynamic_partitions("symbols", ["msft"])
+    outcome = launch(Launch(ingest_job, partition_key="2024-03-07|msft"))
+    assert not outcome.success
+    assert outcome.failure_reason() == "partition key 'msft' is not canonical: use 'MSFT'"
+    assert not (home / "lake").exists() or not list((home / "lake").rglob("*.parquet"))
