@@ -61,18 +61,18 @@ def phase(name: str, symbols: list[str], year: int, home: Path, instance: str, u
     days = calendar.sessions(dt.date(year, 1, 1), dt.date(year, 12, 31))
     if name == "dagster_job":
         return run_dagster(symbols, days, home, instance)
-    from stock_assets.ingest import ingest_symbol
+    from stock_assets.pipelines.ingest import ingest_symbol
     from stock_assets.resources.market_data import MarketDataResource
-    from stock_assets.resources.warehouse import WarehouseResource
+    from stock_assets.storage.warehouse import Warehouse
 
-    market_data, warehouse = MarketDataResource(), WarehouseResource()
+    providers, warehouse = MarketDataResource(providers="alpaca").chain(), Warehouse(home)
     if name == "pipeline":
         start, rows = time.perf_counter(), 0
         for symbol in symbols:
-            results = ingest_symbol(symbol, days, market_data, warehouse)
+            results = ingest_symbol(symbol, days, providers, warehouse)
             rows += sum(stored.rows for _, stored in results if stored)
         return {"seconds": time.perf_counter() - start, "bars": rows}
-    (provider,) = market_data.chain()
+    (provider,) = providers
     timings = {"fetch": 0.0, "validate": 0.0, "persist": 0.0}
     rows = 0
     for symbol in symbols:
@@ -94,7 +94,7 @@ def run_dagster(symbols: list[str], days: list[dt.date], home: Path, instance: s
 
     from stock_assets import settings
     from stock_assets.definitions import defs
-    from stock_assets.resources.warehouse import WarehouseResource
+    from stock_assets.storage.warehouse import Warehouse
 
     if instance == "memory":
         context = dg.DagsterInstance.ephemeral()
@@ -114,7 +114,7 @@ def run_dagster(symbols: list[str], days: list[dt.date], home: Path, instance: s
         )
         seconds = time.perf_counter() - start
         assert result.success
-    status = WarehouseResource().catalog.ingest_status()
+    status = Warehouse(home).catalog.ingest_status()
     return {"seconds": seconds, "bars": int(status["rows"].sum()), "partitions": len(status)}
 
 
@@ -134,13 +134,13 @@ def bars_latency(home: Path, symbol: str) -> tuple[float, float]:
         start = time.perf_counter()
         subprocess.run(command, env=env, check=True, capture_output=True)
         walls.append(time.perf_counter() - start)
-    from stock_assets.storage.lake import Lake, latest_bars
+    from stock_assets.storage.warehouse import Warehouse
 
-    lake = Lake(home / "lake")
-    latest_bars(lake, symbol, "1m", 5)
+    warehouse = Warehouse(home)
+    warehouse.latest_bars(symbol, "1m", 5)
     start = time.perf_counter()
     for _ in range(20):
-        latest_bars(lake, symbol, "1m", 5)
+        warehouse.latest_bars(symbol, "1m", 5)
     return min(walls), (time.perf_counter() - start) / 20
 
 
@@ -198,7 +198,7 @@ def report(args: argparse.Namespace, symbols: list[str], params: str, url: str, 
     cold, warm = bars_latency(root / "dagster", probe)
     print(f"bars_latest_cli_seconds {cold:.2f} s (stock-assets bars {probe} --limit 5, "
           "new process)")  # fmt: skip
-    print(f"bars_latest_query_seconds {warm * 1000:.1f} ms (latest_bars in-process)")
+    print(f"bars_latest_query_seconds {warm * 1000:.1f} ms (Warehouse.latest_bars in-process)")
 
 
 if __name__ == "__main__":
