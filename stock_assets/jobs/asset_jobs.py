@@ -1,4 +1,5 @@
-"""Jobs that materialize assets over partitions (ranges run as one run)."""
+"""Jobs that materialize assets over partitions (ranges run as one run), each run in one
+process: its steps are few and short, so a process per step would cost more than it saves."""
 
 import dagster as dg
 
@@ -8,31 +9,30 @@ from stock_assets.assets.partitions import (
     trading_days_partitions,
 )
 
-ingest_job = dg.define_asset_job(
-    "ingest_job",
-    selection=dg.AssetSelection.assets("bars_1m", "derived_bars"),
-    partitions_def=bars_partitions,
-    executor_def=dg.in_process_executor,
-    description="Fetch 1-minute bars and derive 5m..1d bars for symbol x day partitions.",
-)
-regimes_job = dg.define_asset_job(
-    "regimes_job",
-    selection=dg.AssetSelection.assets("market_regimes"),
-    partitions_def=trading_days_partitions,
-    executor_def=dg.in_process_executor,
-    description="Market regimes (from QQQ and VIXY) for trading days.",
-)
-features_job = dg.define_asset_job(
-    "features_job",
-    selection=dg.AssetSelection.assets("features"),
-    partitions_def=bars_partitions,
-    executor_def=dg.in_process_executor,
-    description="The feature table for symbol x day partitions (regimes first).",
-)
-simulations_job = dg.define_asset_job(
-    "simulations_job",
-    selection=dg.AssetSelection.assets("simulations"),
-    partitions_def=symbols_partitions,
-    executor_def=dg.in_process_executor,
-    description="The simulation grid over every model of a symbol, stored in sim_runs.",
-)
+
+def _asset_job(name: str, assets: list[str], partitions, description: str):
+    return dg.define_asset_job(
+        name,
+        selection=dg.AssetSelection.assets(*assets),
+        partitions_def=partitions,
+        executor_def=dg.in_process_executor,
+        description=description,
+    )
+
+
+ingest_job = _asset_job(
+    "ingest_job", ["bars_1m", "derived_bars"], bars_partitions,
+    "Fetch 1-minute bars and derive 5m..1d bars for symbol x day partitions.",
+)  # fmt: skip
+regimes_job = _asset_job(
+    "regimes_job", ["market_regimes"], trading_days_partitions,
+    "Market regimes (from QQQ and VIXY) for trading days.",
+)  # fmt: skip
+features_job = _asset_job(
+    "features_job", ["features"], bars_partitions,
+    "The feature table for symbol x day partitions (regimes first).",
+)  # fmt: skip
+simulations_job = _asset_job(
+    "simulations_job", ["simulations"], symbols_partitions,
+    "The simulation grid over every model of a symbol, stored in sim_runs.",
+)  # fmt: skip
