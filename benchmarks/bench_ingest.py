@@ -70,7 +70,7 @@ def phase(name: str, symbols: list[str], year: int, home: Path, instance: str, u
         start, rows = time.perf_counter(), 0
         for symbol in symbols:
             results = ingest_symbol(symbol, days, providers, warehouse)
-            rows += sum(stored.rows for _, stored in results if stored)
+            rows += sum(stored.rows for _, stored in results.days if stored)
         return {"seconds": time.perf_counter() - start, "bars": rows}
     (provider,) = providers
     timings = {"fetch": 0.0, "validate": 0.0, "persist": 0.0}

@@ -10,7 +10,7 @@ import os
 
 import dagster as dg
 
-from stock_assets.assets.bars import bars
+from stock_assets.assets.bars import bars, lake_readable
 from stock_assets.assets.features import features, market_regimes
 from stock_assets.assets.simulations import simulations
 from stock_assets.jobs import JOBS
@@ -24,12 +24,19 @@ MARKET_DATA_ENV = {
     "alpaca_data_url": "ALPACA_DATA_URL",
     "csv_path": "STOCK_ASSETS_CSV_PATH",
     "csv_label": "STOCK_ASSETS_CSV_LABEL",
+    "alpaca_request_deadline_s": "ALPACA_REQUEST_DEADLINE_S",
+    "alpaca_fetch_deadline_s": "ALPACA_FETCH_DEADLINE_S",
 }
 
 
-def _from_env(fields: dict[str, str]) -> dict[str, dg.EnvVar]:
-    """EnvVar fields for the variables that are set (an unset one keeps its default)."""
-    return {field: dg.EnvVar(name) for field, name in fields.items() if os.environ.get(name)}
+def _from_env(fields: dict[str, str]) -> dict[str, object]:
+    """EnvVar fields for the variables that are set (an unset one keeps its default);
+    fields named `*_s` are whole seconds."""
+    return {
+        field: dg.EnvVar.int(name) if field.endswith("_s") else dg.EnvVar(name)
+        for field, name in fields.items()
+        if os.environ.get(name)
+    }
 
 
 def build_defs() -> dg.Definitions:
@@ -37,6 +44,7 @@ def build_defs() -> dg.Definitions:
     that launches runs in process builds them again when its environment changed)."""
     return dg.Definitions(
         assets=[bars, market_regimes, features, simulations],
+        asset_checks=[lake_readable],
         jobs=JOBS,
         schedules=[nightly_schedule],
         sensors=[gap_scanner_sensor],

@@ -16,11 +16,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "stock_assets"
 SNAPSHOT = {
     "assets": ["bars_1m", "derived_bars", "features", "market_regimes", "simulations"],
     "jobs": ["features_job", "gap_fill_job", "grid_search_job", "ingest_job", "regimes_job",
-             "simulations_job"],
+             "lake_check_job", "simulations_job"],
     "schedules": ["nightly_schedule"],
     "sensors": ["gap_scanner_sensor"],
-    "checks": ["bars_1m:ohlc_consistent", "bars_1m:unique_ts", "features:nan_only_in_warmup",
-               "features:no_inf", "features:regime_codes_in_range",
+    "checks": ["bars_1m:lake_readable", "bars_1m:ohlc_consistent", "bars_1m:unique_ts",
+               "features:nan_only_in_warmup", "features:no_inf", "features:regime_codes_in_range",
                "market_regimes:regime_codes_in_range"],
 }  # fmt: skip
 

@@ -103,6 +103,7 @@ def bars(
                 **minutes,
                 "partitions_written": int(table["written"].sum()),
                 "status": dg.MetadataValue.json(dict(statuses)),
+                "dropped": dg.MetadataValue.json(report.dropped),
                 "providers": ", ".join(sorted(set(table["provider"]) - {""})),
             },
             per_partition=dg.MetadataValue.md(table.head(PREVIEW_ROWS).to_markdown(index=False)),
@@ -122,4 +123,31 @@ def bars(
         metadata=partition_metadata(
             len(table), {f"rows_{k}": v for k, v in report.derived_rows.items()}
         ),
+    )
+
+
+@dg.asset_check(
+    asset="bars_1m",
+    description="Every partition file of the lake (bars, derived bars, features, regimes) "
+    "can be read; an unreadable one is named with the command that rebuilds it.",
+)
+def lake_readable(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """Scans the footers of every partition: on demand (the UI, `lake_check_job`), not
+    after every ingest."""
+    bad = warehouse.open().unreadable()
+    rows = [{"file": str(e.path), "dataset": e.dataset, "symbol": e.symbol or "",
+             "date": e.day.isoformat()} for e in bad]  # fmt: skip
+    table = "\n".join(
+        f"| {r['file']} | {r['dataset']} | {r['symbol']} | {r['date']} |" for r in rows
+    )
+    return dg.AssetCheckResult(
+        passed=not bad,
+        metadata={
+            "unreadable": dg.MetadataValue.int(len(bad)),
+            "files": dg.MetadataValue.md(
+                "| file | dataset | symbol | date |\n|---|---|---|---|\n" + table
+                if rows
+                else "none"
+            ),
+        },  # fmt: skip
     )

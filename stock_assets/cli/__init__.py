@@ -21,7 +21,7 @@ from stock_assets.cli.bars import (
     cmd_ingest,
     cmd_symbols,
 )
-from stock_assets.cli.common import EXIT_USAGE
+from stock_assets.cli.common import EXIT_FAILED, EXIT_USAGE, repair_command
 from stock_assets.cli.research import (
     DEMO_DAYS,
     cmd_demo,
@@ -30,6 +30,7 @@ from stock_assets.cli.research import (
     cmd_simulate,
 )
 from stock_assets.core.errors import UsageError
+from stock_assets.core.intervals import INTERVALS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bars = add("bars", cmd_bars, "Print the latest stored bars of a symbol.")
     bars.add_argument("symbol", metavar="SYMBOL")
-    bars.add_argument("--interval", default="1m", choices=["1m", "5m", "15m", "30m", "1h", "1d"])
+    bars.add_argument("--interval", default="1m", choices=list(INTERVALS))
     bars.add_argument("--limit", type=int, default=20)
     bars.add_argument("--format", default="table", choices=["table", "csv", "json"])
 
@@ -143,8 +144,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.verbose:
         os.environ["STOCK_ASSETS_LOG_LEVEL"] = "INFO"
     os.environ.setdefault("STOCK_ASSETS_LOG_LEVEL", "WARNING")
+    from stock_assets.storage.lake import CorruptPartition
+
     try:
         return args.handler(args)
     except UsageError as error:  # InvalidSymbol, InvalidDate, InvalidSpec, bad options
         print(f"stock-assets: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except CorruptPartition as error:
+        print(f"stock-assets: {error}; repair: {repair_command(error)}", file=sys.stderr)
+        return EXIT_FAILED

@@ -73,7 +73,8 @@ def ingest(symbols: list[str], days: list[dt.date], providers: str | None,
             request = launches.ingest(symbol, days[0], days[-1], providers=providers,
                                       refetch=refetch, **(csv or {}))  # fmt: skip
             outcome = launch(request)
-            runs[symbol] = (outcome.run_id, None if outcome.success else outcome.failure_reason())
+            error = None if outcome.success else outcome.failure_reason()
+            runs[symbol] = (outcome.run_id, error, _dropped(outcome).get(symbol, {}))
             progress.advance(task)
     return _summarize(symbols, days, runs)
 
@@ -101,7 +102,21 @@ def _summarize(symbols: list[str], days: list[dt.date], runs: dict[str, tuple]) 
         elif runs[symbol][1]:
             failed.append(symbol)
             echo(f"  {symbol} failed: {runs[symbol][1]}")
+        # bars of minutes not yet over ("future", the synthetic source makes whole days)
+        # are not bad input: not reported here
+        if dropped := {k: v for k, v in runs[symbol][2].items() if k != "future"}:
+            reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(dropped.items()))
+            echo(f"  {symbol}: {sum(dropped.values())} row(s) left out ({reasons})")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _dropped(outcome) -> dict[str, dict[str, int]]:
+    """Rows left out per symbol and reason, from the run's bars_1m metadata."""
+    for materialization in outcome.materializations("bars_1m")[:1]:
+        metadata = materialization.metadata
+        value = metadata.get("dropped") or metadata.get("run_dropped")
+        return value.value if value is not None else {}
+    return {}
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -136,7 +151,9 @@ def cmd_bars(args: argparse.Namespace) -> int:
     symbol = normalize_symbol(args.symbol)
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
-    table = open_warehouse().latest_bars(symbol, args.interval, args.limit)
+    from stock_assets.storage.lake import Lake  # not the Warehouse: no pandas, a fast start
+
+    table = Lake(settings.home() / "lake").latest_bars(symbol, args.interval, args.limit)
     if table is None:
         print(f"no {args.interval} bars stored for {symbol}", file=sys.stderr)
         return EXIT_FAILED

@@ -44,6 +44,15 @@ def launch(request):
     return launcher(dagster_instance()).launch(request)
 
 
+def repair_command(error) -> str:
+    """The command that rebuilds an unreadable partition (a CorruptPartition)."""
+    day = error.day.isoformat()
+    if error.dataset in ("bars_1m", "bars_derived"):
+        return f"stock-assets ingest {error.symbol} --start {day} --end {day} --refetch"
+    symbol = error.symbol or "SPY"
+    return f"stock-assets features build {symbol} --start {day} --end {day}"
+
+
 def open_warehouse():
     from stock_assets.storage.warehouse import Warehouse
 

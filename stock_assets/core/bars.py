@@ -14,13 +14,12 @@ import numpy as np
 import pandas as pd
 
 from stock_assets.core import calendar
+from stock_assets.core.intervals import DERIVED_INTERVALS, INTERVALS  # noqa: F401 (re-exported)
 
 PRICE_COLUMNS = ["open", "high", "low", "close"]
 VALUE_COLUMNS = [*PRICE_COLUMNS, "volume", "vwap", "trade_count"]
 BAR_COLUMNS = ["ts", *VALUE_COLUMNS, "source", "is_filled"]
 FILL_SOURCE = "fill"
-INTERVALS = {"1m": 1, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "1d": None}
-DERIVED_INTERVALS = tuple(interval for interval in INTERVALS if interval != "1m")
 _NS_PER_MIN = 60_000_000_000
 
 

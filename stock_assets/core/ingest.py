@@ -85,6 +85,10 @@ class Fetched:
     def failed(self, provider: str, reason: str) -> None:
         self.notes.append(f"{provider}: {reason}")
 
+    def count_dropped(self, dropped: dict[str, int]) -> None:
+        for reason, count in dropped.items():
+            self.dropped[reason] = self.dropped.get(reason, 0) + count
+
     def absorb(
         self, provider: str, raw: pd.DataFrame, wanted: list[dt.date], now: pd.Timestamp
     ) -> tuple[int, int]:
@@ -98,8 +102,7 @@ class Fetched:
         if future.any():
             dropped["future"] = int(future.sum())
             clean = clean.loc[~future]
-        for reason, count in dropped.items():
-            self.dropped[reason] = self.dropped.get(reason, 0) + count
+        self.count_dropped(dropped)
         keep = np.zeros(len(clean), dtype=bool)
         for day, (lo, hi) in core_bars.day_slices(clean["ts"], wanted).items():
             self.asked_by_day.setdefault(day, []).append(provider)

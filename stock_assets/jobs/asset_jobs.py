@@ -9,11 +9,16 @@ from stock_assets.assets.partitions import (
     trading_days_partitions,
 )
 
+# scans the whole lake: run on demand (UI, `lake_check_job`), not after every ingest
+ON_DEMAND_CHECKS = dg.AssetSelection.checks(
+    dg.AssetCheckKey(dg.AssetKey("bars_1m"), "lake_readable")
+)
+
 
 def _asset_job(name: str, assets: list[str], partitions, description: str):
     return dg.define_asset_job(
         name,
-        selection=dg.AssetSelection.assets(*assets),
+        selection=dg.AssetSelection.assets(*assets) - ON_DEMAND_CHECKS,
         partitions_def=partitions,
         executor_def=dg.in_process_executor,
         description=description,
@@ -32,6 +37,11 @@ features_job = _asset_job(
     "features_job", ["features"], bars_partitions,
     "The feature table for symbol x day partitions (regimes first).",
 )  # fmt: skip
+lake_check_job = dg.define_asset_job(
+    "lake_check_job",
+    selection=ON_DEMAND_CHECKS,
+    description="Scan every lake partition for unreadable files (footers).",
+)
 simulations_job = _asset_job(
     "simulations_job", ["simulations"], symbols_partitions,
     "The simulation grid over every model of a symbol, stored in sim_runs.",

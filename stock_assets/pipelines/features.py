@@ -76,7 +76,7 @@ def symbol_features(
     stored = [d for d in warehouse.bar_days(symbol) if d < days[0]]
     previous = stored[-1:] or []
     carry, note = None, ""
-    tail = warehouse.read_features(symbol, previous[0], previous[0]) if previous else None
+    tail = warehouse.features_carry_day(symbol, previous[0]) if previous else None
     if tail is not None and len(tail):
         carry = core_features.carry_from(tail)
         history = stored[-core_features.LOOKBACK_SESSIONS :]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -41,12 +41,25 @@ def fetch_chain(
             )  # fmt: skip
             continue
         kept, added = fetched.absorb(provider.name, raw, wanted, now)
+        report = getattr(provider, "last_report", None)  # the csv provider's own account
+        if report is not None:
+            fetched.count_dropped(report.dropped)
+            fetched.notes += [f"{provider.name}: {problem}" for problem in report.problems]
         log_event(
             log, "fetch", "provider answered", symbol=symbol, provider=provider.name,
             days=len(wanted), rows=kept, added=added,
         )  # fmt: skip
         wanted = fetched.wanted()
     return fetched
+
+
+@dataclass
+class SymbolIngest:
+    """What ingesting one symbol did: each day's outcome and stored partition (None for
+    days that were already complete), and the rows validation left out, by reason."""
+
+    days: list[tuple[DayOutcome, StoredDay | None]]
+    dropped: dict[str, int] = field(default_factory=dict)
 
 
 def ingest_symbol(
@@ -57,19 +70,23 @@ def ingest_symbol(
     *,
     refetch: bool = False,
     now: pd.Timestamp | None = None,
-) -> list[tuple[DayOutcome, StoredDay | None]]:
+) -> SymbolIngest:
     """Fetch the days that are not complete yet (all of them with `refetch`), merge them
     into the lake and record each day's status in `ingest_status`.
 
-    Days already complete are left untouched and reported `ok` with no StoredDay.
+    Days already complete are left untouched and reported `ok` with no StoredDay; their
+    status is written again from the stored partition when it is missing or stale (a
+    process killed between the lake write and the status write), so a re-run repairs it.
     """
     complete = set() if refetch else warehouse.complete_days(symbol, days)
     wanted = [day for day in days if day not in complete]
-    results: list[tuple[DayOutcome, StoredDay | None]] = [
-        (DayOutcome(day, "ok", None, "already complete"), None) for day in sorted(complete)
-    ]
+    result = SymbolIngest(
+        [(DayOutcome(day, "ok", None, "already complete"), None) for day in sorted(complete)]
+    )
+    if complete:
+        _repair_complete_status(warehouse, symbol, sorted(complete), [p.name for p in providers])
     if not wanted:
-        return results
+        return result
     fetched = fetch_chain(providers, symbol, wanted, now)
     stored = warehouse.store_bars(symbol, fetched.bars, wanted)
     if fetched.dropped:
@@ -80,21 +97,53 @@ def ingest_symbol(
         {s.day: s.rows for s in stored},
         {s.day: s.missing_minutes + s.filled_minutes for s in stored},
     )
-    status_rows = pd.DataFrame(
+    warehouse.catalog.upsert_ingest_status(
+        status_frame(symbol, outcomes, [s.rows for s in stored],
+                     [s.missing_minutes + s.filled_minutes for s in stored])
+    )  # fmt: skip
+    result.days = sorted(result.days + list(zip(outcomes, stored, strict=True)),
+                         key=lambda pair: pair[0].day)  # fmt: skip
+    result.dropped = dict(fetched.dropped)
+    return result
+
+
+def status_frame(
+    symbol: str, outcomes: list[DayOutcome], rows: list[int], missing: list[int]
+) -> pd.DataFrame:
+    """`ingest_status` rows for the outcomes of one symbol's days."""
+    return pd.DataFrame(
         {
             "symbol": symbol,
             "date": [o.day for o in outcomes],
             "status": [o.status for o in outcomes],
             "provider": [o.provider for o in outcomes],
-            "rows": [s.rows for s in stored],
-            "missing_minutes": [s.missing_minutes + s.filled_minutes for s in stored],
+            "rows": rows,
+            "missing_minutes": missing,
             "message": [o.message for o in outcomes],
             "updated_at": pd.Timestamp.now(tz="UTC"),
         }
     )
-    warehouse.catalog.upsert_ingest_status(status_rows)
-    results += list(zip(outcomes, stored, strict=True))
-    return sorted(results, key=lambda pair: pair[0].day)
+
+
+def _repair_complete_status(
+    warehouse: Warehouse, symbol: str, days: list[dt.date], chain: list[str]
+) -> None:
+    """Write `ok` for complete days whose status is missing or says otherwise, with the
+    providers that served their bars (in chain order) read from the stored partitions."""
+    known = warehouse.catalog.ingest_status(symbol)
+    good = known[(known["status"] == "ok") & (known["missing_minutes"] == 0)]
+    stale = [day for day in days if pd.Timestamp(day) not in set(good["date"])]
+    if not stale:
+        return
+    bars = warehouse.read_bars(symbol, stale)
+    outcomes, rows = [], []
+    for day, (lo, hi) in core_bars.day_slices(bars["ts"], stale).items():
+        sources = set(bars["source"].iloc[lo:hi]) - {core_bars.FILL_SOURCE}
+        names = [name for name in chain if name in sources] + sorted(sources - set(chain))
+        outcomes.append(DayOutcome(day, "ok", "+".join(names) or None, ""))
+        rows.append(hi - lo)
+    log_event(log, "persist", "status repaired from the lake", symbol=symbol, days=len(stale))
+    warehouse.catalog.upsert_ingest_status(status_frame(symbol, outcomes, rows, [0] * len(rows)))
 
 
 @dataclass
@@ -107,6 +156,7 @@ class IngestReport:
     violations: dict[str, int]
     samples: dict[str, str]
     derived_rows: dict[str, int]
+    dropped: dict[str, dict[str, int]]
 
     def failure_messages(self) -> list[str]:
         failed = self.table.loc[self.table["status"] == "failed", "symbol"]
@@ -123,15 +173,17 @@ def ingest_and_derive(
 ) -> IngestReport:
     """Ingest each symbol's days, derive their 5m..1d bars, check the stored partitions
     (no duplicate ts, the OHLC rule) and refresh the catalog's views."""
-    rows, messages = [], {}
+    rows, messages, dropped = [], {}, {}
     derived: Counter[str] = Counter()
     violations = {"unique_ts": 0, "ohlc_consistent": 0}
     samples = {"unique_ts": "", "ohlc_consistent": ""}
     for symbol, days in days_by_symbol.items():
         log_event(log, "ingest", f"{symbol}: {len(days)} day(s) {days[0]} .. {days[-1]}",
                   symbol=symbol)  # fmt: skip
-        outcomes = ingest_symbol(symbol, days, providers, warehouse, refetch=refetch, now=now)
-        for outcome, stored in outcomes:
+        ingested = ingest_symbol(symbol, days, providers, warehouse, refetch=refetch, now=now)
+        if ingested.dropped:
+            dropped[symbol] = ingested.dropped
+        for outcome, stored in ingested.days:
             rows.append({
                 "symbol": symbol, "date": outcome.day.isoformat(), "status": outcome.status,
                 "provider": outcome.provider or "",
@@ -150,4 +202,4 @@ def ingest_and_derive(
                 violations[name] += int(mask.sum())
                 samples[name] += stored_bars.loc[mask].head(5).to_markdown(index=False)
     warehouse.catalog.refresh_views()
-    return IngestReport(pd.DataFrame(rows), messages, violations, samples, dict(derived))
+    return IngestReport(pd.DataFrame(rows), messages, violations, samples, dict(derived), dropped)

@@ -27,6 +27,12 @@ class MarketDataResource(dg.ConfigurableResource):
         default="iex", description="Alpaca data feed: iex, sip or delayed_sip."
     )
     alpaca_data_url: str = Field(default="", description="Alpaca data host (empty: Alpaca's).")
+    alpaca_request_deadline_s: int = Field(
+        default=120, description="Wall-clock limit of one Alpaca request (then retried)."
+    )
+    alpaca_fetch_deadline_s: int = Field(
+        default=1800, description="Wall-clock limit of one symbol's whole Alpaca fetch."
+    )
     synthetic_seed: int = Field(default=0, description="Seed of the synthetic provider.")
     csv_path: str = Field(default="", description="File or folder of the csv provider.")
     csv_label: str = Field(
@@ -71,8 +77,14 @@ class MarketDataResource(dg.ConfigurableResource):
                 raise UsageError(
                     f"no Alpaca keys in the environment: set {KEY_ENV[0]} and {SECRET_ENV[0]}"
                 )
+            from stock_assets.providers.alpaca import RetryPolicy
+
+            policy = RetryPolicy(
+                request_deadline_s=self.alpaca_request_deadline_s,
+                fetch_deadline_s=self.alpaca_fetch_deadline_s,
+            )
             return AlpacaProvider(
-                *keys, feed=self.alpaca_feed, data_url=self.alpaca_data_url or None
+                *keys, feed=self.alpaca_feed, data_url=self.alpaca_data_url or None, policy=policy
             )
         if name == "yahoo":
             from stock_assets.providers.yahoo import YahooProvider

@@ -17,6 +17,7 @@ Readers of bars and features go to the Parquet lake (`Lake`), never to this file
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import time
@@ -28,9 +29,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from stock_assets.core.bars import DERIVED_INTERVALS
+from stock_assets.core.intervals import DERIVED_INTERVALS
 from stock_assets.core.sim_results import leaderboard_sql
 from stock_assets.core.tables import FEATURE_FOLDS, FEATURE_METADATA, TABLES
+from stock_assets.logs import get_logger
 from stock_assets.settings import git_revision
 from stock_assets.storage.lake import BARS_1M, BARS_DERIVED, FEATURES, MARKET_REGIMES, Lake
 
@@ -61,6 +63,7 @@ LAKE_VIEWS: dict[str, tuple[str, dict[str, str] | None, str]] = {
     "market_regimes": (MARKET_REGIMES, None, ""),
 }
 LOCK_WAIT_SECONDS = 60.0
+log = get_logger(__name__)
 _PREPARED: set[Path] = set()  # catalogs whose schema this process has put in place
 
 
@@ -165,17 +168,50 @@ class Catalog:
             temporary.unlink(missing_ok=True)
 
     def refresh_views(self) -> None:
-        """(Re)create the views over the lake, so new datasets and a moved home show up."""
+        """Create the views over the lake that are missing or out of date (a new dataset,
+        a moved home). A view of fixed columns whose definition is unchanged is left alone,
+        so an ingest does not re-read every file's schema (views of every column, whose
+        files may gain columns, are always made again). A view that cannot be built
+        because a file is unreadable gets that file quarantined and is built again; a view
+        that still fails is logged and skipped: a bad file never fails the write that
+        called this."""
+        wanted = {view: self._view_sql(view) for view in LAKE_VIEWS}
         with self.writing() as connection:
-            for view, (dataset, columns, where) in LAKE_VIEWS.items():
-                select = lake_select(self.lake, dataset, columns)
+            current = dict(connection.execute(
+                "SELECT view_name, comment FROM duckdb_views() WHERE NOT internal"
+            ).fetchall())  # fmt: skip
+            for view, select in wanted.items():
+                digest = hashlib.sha256((select or "").encode()).hexdigest()[:16]
+                fixed = LAKE_VIEWS[view][1] is not None
+                if fixed and current.get(view, "absent") == (digest if select else "absent"):
+                    continue
                 if select is None:
                     connection.execute(f"DROP VIEW IF EXISTS {view}")
                     continue
-                if where:
-                    names = ", ".join(name for name in columns if name != "interval")
-                    select = f"SELECT {names} FROM ({select}) WHERE {where}"
+                self._create_view(connection, view, select, digest)
+
+    def _view_sql(self, view: str) -> str | None:
+        dataset, columns, where = LAKE_VIEWS[view]
+        select = lake_select(self.lake, dataset, columns)
+        if select is not None and where:
+            names = ", ".join(name for name in columns if name != "interval")
+            select = f"SELECT {names} FROM ({select}) WHERE {where}"
+        return select
+
+    def _create_view(self, connection, view: str, select: str, digest: str) -> None:
+        for attempt in range(2):
+            try:
                 connection.execute(f"CREATE OR REPLACE VIEW {view} AS {select}")
+                connection.execute(f"COMMENT ON VIEW {view} IS '{digest}'")
+                return
+            except duckdb.Error as error:
+                bad = self.lake.unreadable(LAKE_VIEWS[view][0]) if attempt == 0 else []
+                if not bad:
+                    log.error(f"view {view} not refreshed: {str(error).splitlines()[0]}",
+                              extra={"stage": "catalog"})  # fmt: skip
+                    return
+                for corrupt in bad:
+                    self.lake.quarantine(corrupt)
 
     def upsert_ingest_status(self, rows: pd.DataFrame) -> None:
         """Record per (symbol, date) outcomes; a row whose outcome did not change keeps its

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from stock_assets.core.symbols import normalize_symbol
+from stock_assets.logs import get_logger
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,8 +32,16 @@ BARS_1M, BARS_DERIVED, FEATURES, MARKET_REGIMES = (
 )  # fmt: skip
 
 
+log = get_logger(__name__)
+
+
 class CorruptPartition(RuntimeError):
     """A stored partition file that cannot be read; the message names the file."""
+
+    def __init__(self, path: Path, dataset: str, symbol: str | None, day: dt.date, reason: str):
+        first_line = (reason.strip().splitlines() or ["unknown error"])[0][:200]
+        super().__init__(f"{path}: unreadable partition ({first_line})")
+        self.path, self.dataset, self.symbol, self.day = path, dataset, symbol, day
 
 
 class Lake:
@@ -79,7 +88,35 @@ class Lake:
         try:
             return pq.ParquetFile(path).read()
         except (OSError, pa.ArrowException) as error:
-            raise CorruptPartition(f"{path}: unreadable partition ({error})") from error
+            raise CorruptPartition(path, dataset, symbol, day, str(error)) from None
+
+    def quarantine(self, error: CorruptPartition) -> Path:
+        """Move an unreadable partition aside (never delete it), under
+        `<home>/quarantine/<dataset>/...`, so the next run of its asset rebuilds it."""
+        relative = error.path.relative_to(self.root)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+        target = self.root.parent / "quarantine" / relative.parent / f"part.{stamp}.parquet"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(error.path, target)
+        except FileNotFoundError:  # another process moved it first
+            return target
+        log.warning(
+            f"{error} moved to {target}; the next run of its asset rebuilds it",
+            extra={"stage": "quarantine", "dataset": error.dataset, "symbol": error.symbol},
+        )
+        return target
+
+    def unreadable(self, dataset: str) -> list[CorruptPartition]:
+        """The partitions of a dataset whose Parquet footer cannot be read (a truncated or
+        overwritten file); a scan of footers, not of every page."""
+        found = []
+        for path in sorted(self.dataset_dir(dataset).glob(f"**/{PART_NAME}")):
+            try:
+                pq.read_metadata(path)
+            except (OSError, pa.ArrowException) as error:
+                found.append(_corrupt_at(self.root, path, str(error)))
+        return found
 
     def read(self, dataset: str, symbol: str | None, day: dt.date) -> pd.DataFrame | None:
         """One partition as a frame, None when it does not exist."""
@@ -97,7 +134,9 @@ class Lake:
         try:
             table = pq.ParquetDataset(paths).read()
         except (OSError, pa.ArrowException) as error:
-            raise CorruptPartition(f"{dataset}/{symbol}: unreadable partition ({error})") from error
+            for day in sorted(days):  # name the first file that cannot be read
+                self.read_table(dataset, symbol, day)
+            raise CorruptPartition(Path(paths[0]), dataset, symbol, min(days), str(error)) from None
         return to_frame(table)
 
     def write(self, dataset: str, symbol: str | None, day: dt.date, table: pa.Table) -> bool:
@@ -107,8 +146,8 @@ class Lake:
             try:
                 if pq.read_table(path).equals(table):
                     return False
-            except (OSError, pa.ArrowException):
-                pass  # a corrupt stored file is simply replaced
+            except (OSError, pa.ArrowException) as error:  # kept aside, then replaced
+                self.quarantine(CorruptPartition(path, dataset, symbol, day, str(error)))
         path.parent.mkdir(parents=True, exist_ok=True)
         for stale in path.parent.glob(f".{PART_NAME}.*.tmp"):  # left by a killed writer
             stale.unlink(missing_ok=True)
@@ -123,6 +162,18 @@ class Lake:
             temporary.unlink(missing_ok=True)
         _fsync_dir(path.parent)
         return True
+
+    def latest_bars(self, symbol: str, interval: str, limit: int) -> pa.Table | None:
+        """The newest `limit` bars of one symbol at an interval (1m or a derived one),
+        oldest first. Reads with pyarrow alone, so `stock-assets bars` starts fast."""
+        if interval == "1m":
+            return self.latest(BARS_1M, symbol, limit)
+        import pyarrow.compute as pc
+
+        table = self.latest(
+            BARS_DERIVED, symbol, limit, lambda t: pc.equal(t["interval"], interval)
+        )
+        return table.drop_columns(["interval"]) if table is not None else None
 
     def latest(self, dataset: str, symbol: str, limit: int, where=None) -> pa.Table | None:
         """The newest `limit` rows of one symbol, oldest first, read from its newest
@@ -139,6 +190,16 @@ class Lake:
             return None
         table = pa.concat_tables(parts[::-1])
         return table.slice(max(0, table.num_rows - limit))
+
+
+def _corrupt_at(root: Path, path: Path, reason: str) -> CorruptPartition:
+    """The CorruptPartition of a file found by path: dataset, symbol and day from it."""
+    parts = path.relative_to(root).parts
+    symbol = next((p.removeprefix("symbol=") for p in parts if p.startswith("symbol=")), None)
+    day = next(
+        dt.date.fromisoformat(p.removeprefix("date=")) for p in parts if p.startswith("date=")
+    )
+    return CorruptPartition(path, parts[0], symbol, day, reason)
 
 
 def to_frame(table: pa.Table) -> pd.DataFrame:

@@ -93,12 +93,7 @@ class Warehouse:
     def latest_bars(self, symbol: str, interval: str = "1m", limit: int = 20) -> pa.Table | None:
         """The newest `limit` bars of one symbol at an interval (1m or a derived one),
         oldest first, read from its newest partitions only."""
-        if interval == "1m":
-            return self.lake.latest(BARS_1M, symbol, limit)
-        table = self.lake.latest(
-            BARS_DERIVED, symbol, limit, lambda t: pc.equal(t["interval"], interval)
-        )
-        return table.drop_columns(["interval"]) if table is not None else None
+        return self.lake.latest_bars(symbol, interval, limit)
 
     def read_derived(self, symbol: str, days: list[dt.date]) -> pd.DataFrame | None:
         return self.lake.read_days(BARS_DERIVED, symbol, days)
@@ -148,11 +143,11 @@ class Warehouse:
 
     def _readable(self, symbol: str, day: dt.date) -> pa.Table | None:
         """A stored 1-minute partition, or None when there is none or it cannot be read
-        (then it is logged, and the next write replaces it)."""
+        (then it is quarantined, and the write that follows rebuilds it)."""
         try:
             return self.lake.read_table(BARS_1M, symbol, day)
         except CorruptPartition as error:
-            log.warning(str(error), extra={"stage": "persist", "symbol": symbol})
+            self.lake.quarantine(error)
             return None
 
     def store_derived(self, symbol: str, days: list[dt.date]) -> dict[str, int]:
@@ -186,6 +181,20 @@ class Warehouse:
             if (start is None or day >= start) and (end is None or day <= end)
         ]
         return self.lake.read_days(FEATURES, symbol, days)
+
+    def features_carry_day(self, symbol: str, day: dt.date) -> pd.DataFrame | None:
+        """The stored features of one day, to continue from; an unreadable partition is
+        quarantined and reads as missing (the build then starts from the history)."""
+        try:
+            return self.read_features(symbol, day, day)
+        except CorruptPartition as error:
+            self.lake.quarantine(error)
+            return None
+
+    def unreadable(self) -> list[CorruptPartition]:
+        """Every lake partition whose file cannot be read (footers only)."""
+        datasets = (BARS_1M, BARS_DERIVED, FEATURES, MARKET_REGIMES)
+        return [error for dataset in datasets for error in self.lake.unreadable(dataset)]
 
     def latest_features(self, symbol: str, limit: int) -> pd.DataFrame | None:
         table = self.lake.latest(FEATURES, symbol, limit)

@@ -146,3 +146,18 @@ def test_simulate_and_leaderboard_cli(home, with_features, capsys):
     assert main(["simulate", "SPY", "--regime", "regime_gmm=9"]) == 2
     assert main(["simulate", "NOPE"]) == 1
     assert "no features stored for NOPE" in capsys.readouterr().err
+
+
+def test_the_demo_materializes_the_simulations_asset(home, with_features, capsys):
+    """The demo backtests through the `simulations` asset, so the UI shows it materialized."""
+    import dagster as dg
+
+    from stock_assets.cli.common import dagster_instance
+    from stock_assets.cli.research import materialize_simulations
+
+    assert materialize_simulations("SPY", limit=3) == 0
+    assert "simulations of SPY materialized" in capsys.readouterr().out
+    materialized = dagster_instance().get_materialized_partitions(dg.AssetKey("simulations"))
+    assert materialized == {"SPY"}
+    models = set(sim_runs(home)["model_id"])
+    assert {"baseline:momentum_5", "baseline:reversal_5", "baseline:buy_and_hold"} <= models

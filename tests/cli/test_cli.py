@@ -19,7 +19,9 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("symbol", ["../x", "SPY;DROP", "A B", "", "1ABC", "ABCDEFGHIJK", "spy$"])
+@pytest.mark.parametrize(
+    "symbol", ["../x", "SPY;DROP", "A B", "", "1ABC", "ABCDEFGHIJK", "spy$", "ſpy", "ß", "%2e%2e"]
+)
 def test_bad_symbols_exit_2_with_one_clear_line(home, symbol):
     done = cli("ingest", symbol, "--start", "2024-03-04", "--end", "2024-03-05")
     assert done.returncode == 2

@@ -76,3 +76,40 @@ def test_rerun_against_alpaca_asks_nothing_for_complete_days(home, alpaca, capsy
     assert main([*args, "--provider", "alpaca"]) == 0
     assert len(alpaca.requests) == asked
     assert [f.read_bytes() for f in files] == before
+
+
+def test_a_trickling_server_fails_the_ingest_within_its_deadline(home, monkeypatch, capsys):
+    """A server that sends a byte every second never trips a per-read timeout; the fetch
+    deadline (ALPACA_FETCH_DEADLINE_S) ends it, as a `failed` day with the reason."""
+    import time
+
+    from stock_assets.testing.fake_alpaca import Fault
+
+    deadline = 4
+    faults = {n: Fault(trickle_s=1.0) for n in range(1, 50)}
+    with FakeAlpacaServer(api_key=KEY, secret_key=SECRET, faults=faults) as server:
+        monkeypatch.setenv("ALPACA_API_KEY_ID", KEY)
+        monkeypatch.setenv("ALPACA_API_SECRET_KEY", SECRET)
+        monkeypatch.setenv("ALPACA_DATA_URL", server.url)
+        monkeypatch.setenv("ALPACA_REQUEST_DEADLINE_S", "2")
+        monkeypatch.setenv("ALPACA_FETCH_DEADLINE_S", str(deadline))
+        from stock_assets.pipelines.ingest import fetch_chain
+        from stock_assets.resources.market_data import MarketDataResource
+
+        providers = MarketDataResource(
+            providers="alpaca", alpaca_data_url=server.url, alpaca_request_deadline_s=2,
+            alpaca_fetch_deadline_s=deadline,
+        ).chain()  # fmt: skip
+        start = time.monotonic()
+        fetched = fetch_chain(providers, "SPY", DAYS[:1])
+        assert time.monotonic() - start <= deadline * 1.1
+        assert fetched.bars.empty
+        assert "the fetch deadline of 4 s passed" in fetched.notes[0]
+
+        code = main(["ingest", "SPY", "--start", DAYS[0].isoformat(), "--end",
+                     DAYS[0].isoformat(), "--provider", "alpaca"])  # fmt: skip
+    assert code == 1
+    assert "SPY failed: no provider has data for SPY: alpaca:" in capsys.readouterr().out
+    status = Warehouse(home).catalog.ingest_status("SPY")
+    assert status["status"].tolist() == ["failed"]
+    assert "fetch deadline of 4 s passed" in status["message"].iloc[0]

@@ -71,17 +71,17 @@ def test_outcomes_ok_partial_empty_and_failed(tmp_path):
     full = synthetic(DAYS)
     one_day = full[full["ts"] < calendar.session_bounds(DAYS[1])[0]]
     gappy = one_day.drop(one_day.index[10:13])  # three minutes missing on the first day
-    outcomes = ingest_symbol("SPY", DAYS, [Fixed("csv", gappy)], warehouse, now=LATER)
+    outcomes = ingest_symbol("SPY", DAYS, [Fixed("csv", gappy)], warehouse, now=LATER).days
     assert [(o.day, o.status) for o, _ in outcomes] == [(DAYS[0], "partial"), (DAYS[1], "empty")]
     assert outcomes[0][0].message == "3 session minutes without a real bar from csv"
     assert outcomes[1][0].message == f"no bars for {DAYS[1]} from csv"
     assert outcomes[1][0].provider == "csv"
 
-    failed = ingest_symbol("QQQ", DAYS, [Fixed("alpaca", error="401 unauthorized")], warehouse)
+    failed = ingest_symbol("QQQ", DAYS, [Fixed("alpaca", error="401 unauthorized")], warehouse).days
     assert {o.status for o, _ in failed} == {"failed"}
     assert failed[0][0].message == "no provider has data for QQQ: alpaca: 401 unauthorized"
 
-    repaired = ingest_symbol("SPY", DAYS, [Fixed("synthetic", full)], warehouse, now=LATER)
+    repaired = ingest_symbol("SPY", DAYS, [Fixed("synthetic", full)], warehouse, now=LATER).days
     assert [o.status for o, _ in repaired] == ["ok", "ok"]
     status = warehouse.catalog.ingest_status()
     assert status[["symbol", "status", "rows"]].values.tolist() == [
@@ -95,7 +95,9 @@ def test_no_bar_that_opens_after_the_last_completed_minute_is_kept(tmp_path):
     fetched = fetch_chain([Fixed("csv", synthetic(DAYS))], "SPY", DAYS, now=now)
     assert fetched.bars["ts"].max() == last_completed_minute(now)
     assert fetched.dropped == {"future": 390 - 49}  # 09:30 .. 10:18 have closed by 10:19:30
-    stored = ingest_symbol("SPY", DAYS, [SyntheticProvider(seed=3)], Warehouse(tmp_path), now=now)
+    stored = ingest_symbol(
+        "SPY", DAYS, [SyntheticProvider(seed=3)], Warehouse(tmp_path), now=now
+    ).days
     assert Warehouse(tmp_path).read_bars("SPY", DAYS)["ts"].max() <= last_completed_minute(now)
     assert stored[1][1].rows + stored[1][1].missing_minutes == 390
 
