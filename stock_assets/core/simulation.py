@@ -174,8 +174,7 @@ def simulate_grid(
     if any(p.bot for p in combos) and bot_proba is None:
         raise InvalidSimulationInput("the grid gates on the bot (bot=True) but bot_proba is None")
     inputs = _grid_inputs(bars, pred, grid, regimes or {}, bot_proba)
-    scores = inputs.score(combos)
-    runs = [SimRun(params=p, metrics=m) for p, m in zip(combos, scores, strict=True)]
+    runs = [SimRun(params=params, metrics=inputs.score(params)) for params in combos]
     inputs.add_random_baselines(runs)
     return GridResult(runs=runs, ts=inputs.ts, hits=inputs.hits, _inputs=inputs)
 
