@@ -17,6 +17,11 @@ symbol's own warm-up (the first bars of its history) also gives the default.
 
 Context joins: for a bar at t, the latest context bar (or regime row) with ts <= t on the
 same trading day; a context bar opening at t closes with the bar at t, so nothing leaks.
+
+Scaling: each spec says what kind of number its column is (``SCALING_KINDS``), declared once
+in ``_SCALING``; a column not declared there is a 'level' (or 'meta'), so a new feature stays
+out of every model until someone says how to scale it. ``model_feature_columns`` (never a
+price or volume level) is the one list of what a model may read.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import hashlib
 import importlib
 import inspect
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +49,36 @@ from stock_assets.core.regimes import (
 
 LOOKBACK_SESSIONS = 5
 LOOKBACK_BARS = 600
+SCALING_KINDS: dict[str, str] = {
+    "level": "a price or volume level (dollars, shares, their averages): never a model input",
+    "meta": "bookkeeping (bar numbering, the gap-fill flag): never a model input",
+    "standard": "returns, z-scores and signed ratios around 0: StandardScaler",
+    "robust": "volume, range and liquidity ratios (positive, heavy-tailed): RobustScaler",
+    "bounded": "oscillators and cyclical encodings in a fixed range, 0/1 flags: passthrough",
+    "categorical": "regime codes: one-hot for linear models, ordinal for trees",
+}
+MODEL_SCALINGS = ("standard", "robust", "bounded", "categorical")
+# The model-eligible columns by scaling kind. Everything else (raw prices and volume, SMAs,
+# EMAs, MACD line/signal/histogram and Bollinger bands in dollars, ATR in dollars, OBV in
+# shares) is a level; the 'meta' category is bookkeeping.
+_SCALING: dict[str, tuple[str, ...]] = {
+    "standard": (
+        "log_return_1m", "return_lag_1", "return_lag_2", "return_lag_3", "return_lag_5",
+        "volume_change", "return_z_score_20", "dist_vwap", "vol_adj_mom_20", "vix_log_ret",
+        "vix_z_score", "qqq_return", "beta_qqq_60", "rel_strength_qqq_20", "regime_sma_dist",
+    ),
+    "robust": (
+        "bb_width", "vol_ratio_60", "atr_ratio_15", "amihud_illiquidity", "parkinson_vol",
+        "vix_rel_vol", "vix_atr_ratio",
+    ),
+    "bounded": (
+        "rsi_14", "stoch_k", "stoch_d", "bb_pctb", "ibs", "efficiency_ratio",
+        "intraday_intensity", "time_sin", "time_cos", "day_of_week_sin", "day_of_week_cos",
+        "has_vix_context", "has_qqq_context", "regime_ready", "has_regime_context",
+    ),
+    "categorical": ("regime_vix", "regime_gmm", "regime_sma"),
+}  # fmt: skip
+_SCALING_BY_NAME = {name: kind for kind, names in _SCALING.items() for name in names}
 _BAR_COLUMNS = ("ts", "open", "high", "low", "close", "volume", "vwap", "is_filled")
 
 
@@ -70,6 +106,14 @@ class FeatureSpec:
     version: int = 1
     dtype: str = "float64"
     default: float | None = None
+    scaling: str = "level"
+
+    def __post_init__(self) -> None:
+        if self.scaling not in SCALING_KINDS:
+            raise ValueError(
+                f"feature {self.name!r}: scaling {self.scaling!r}, choose one of "
+                f"{', '.join(SCALING_KINDS)}"
+            )
 
     @property
     def params_hash(self) -> str:
@@ -95,9 +139,11 @@ def _spec(
     default: float | None = None,
     **params: Any,
 ) -> FeatureSpec:
-    """A version-1 spec; ``func`` is an indicators function name or a full module:function."""
+    """A version-1 spec; ``func`` is an indicators function name or a full module:function.
+    Its scaling comes from ``_SCALING`` ('level' when undeclared, 'meta' for bookkeeping)."""
     ref = func if ":" in func else f"stock_assets.core.indicators:{func}"
-    return FeatureSpec(name, category, ref, params, warmup, 1, dtype, default)
+    scaling = _SCALING_BY_NAME.get(name, "meta" if category == "meta" else "level")
+    return FeatureSpec(name, category, ref, params, warmup, 1, dtype, default, scaling)
 
 
 _BUILD = "stock_assets.core.features:compute_features"
@@ -167,6 +213,27 @@ FEATURE_SPECS: list[FeatureSpec] = [
 ]
 FEATURE_COLUMNS: list[str] = [s.name for s in FEATURE_SPECS]
 SPECS_BY_NAME: dict[str, FeatureSpec] = {s.name: s for s in FEATURE_SPECS}
+# A context ticker's copy of a column: the base name, "_", an upper-case symbol (rsi_14_SPY).
+_CONTEXT_SUFFIX = re.compile(r"(?P<base>[a-z0-9_]+?)_(?P<symbol>[A-Z][A-Z0-9.\-]{0,9})")
+
+
+def model_feature_columns(specs: Sequence[FeatureSpec] = FEATURE_SPECS) -> list[str]:
+    """The columns a model may read, in registry order: every spec whose scaling is one of
+    ``MODEL_SCALINGS``, so never a price or volume level ('level') nor bookkeeping ('meta')."""
+    return [s.name for s in specs if s.scaling in MODEL_SCALINGS]
+
+
+def spec_for_column(column: str) -> FeatureSpec | None:
+    """The spec of a feature-frame column, or None when the registry does not know it.
+
+    A context ticker's column (``rsi_14_SPY``: base name, '_', the symbol) maps to the
+    spec of its base column, so it is scaled and screened like that column.
+    """
+    spec = SPECS_BY_NAME.get(column)
+    if spec is not None:
+        return spec
+    match = _CONTEXT_SUFFIX.fullmatch(column)
+    return SPECS_BY_NAME.get(match["base"]) if match else None
 
 
 def feature_metadata_rows(specs: Sequence[FeatureSpec] = FEATURE_SPECS) -> list[dict[str, Any]]:
@@ -408,6 +475,8 @@ __all__ = [
     "FEATURE_SPECS",
     "LOOKBACK_BARS",
     "LOOKBACK_SESSIONS",
+    "MODEL_SCALINGS",
+    "SCALING_KINDS",
     "CarryMismatch",
     "FeatureCarry",
     "FeatureSpec",
@@ -419,4 +488,6 @@ __all__ = [
     "check_regime_codes",
     "compute_features",
     "feature_metadata_rows",
+    "model_feature_columns",
+    "spec_for_column",
 ]

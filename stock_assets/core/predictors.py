@@ -1,5 +1,5 @@
-"""Predictors the simulations run until trained models exist, and the stationary feature
-set that learners (the trading bot now, models later) may read.
+"""The baseline predictors simulations run beside trained models, the interface every
+predictor meets, and the stationary feature set learners (the bot, the models) may read.
 
 A predictor maps a symbol's feature frame to one prediction per bar in log-return units
 (a regressor): `momentum_5` expects the last 5 minutes' move to continue, `reversal_5` to
@@ -15,17 +15,12 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from stock_assets.core.features import FEATURE_SPECS
+from stock_assets.core.features import model_feature_columns
 
 MOMENTUM_BARS = 5
-LEVEL_COLUMNS = {"sma_20", "sma_50", "sma_200", "ema_9", "ema_12", "ema_26", "macd",
-                 "macd_signal", "bb_mid", "bb_upper", "bb_lower", "atr_14", "obv"}  # fmt: skip
-# Columns whose values do not scale with the price level (no raw prices, no levels).
-STATIONARY_FEATURES = [
-    spec.name
-    for spec in FEATURE_SPECS
-    if spec.category not in ("raw", "meta") and spec.name not in LEVEL_COLUMNS
-]
+# What learners (the trading bot, the models) may read: the feature registry's one list of
+# stationary columns, never a price or volume level.
+STATIONARY_FEATURES = model_feature_columns()
 
 
 def momentum(frame: pd.DataFrame, bars: int = MOMENTUM_BARS) -> np.ndarray:

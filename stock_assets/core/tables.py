@@ -105,6 +105,7 @@ SIM_RUNS = Table(
         combo INTEGER NOT NULL
         symbol VARCHAR NOT NULL
         model_id VARCHAR NOT NULL
+        mlflow_run_id VARCHAR
         created_at TIMESTAMPTZ NOT NULL
         bars BIGINT NOT NULL
         start_ts TIMESTAMPTZ
