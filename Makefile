@@ -3,7 +3,7 @@
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 export UV_LINK_MODE ?= copy
 
-.PHONY: demo test dev lint bench env
+.PHONY: demo test dev mlflow lint bench env
 
 env:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -17,6 +17,9 @@ test: env
 
 dev: env
 	$(UV) run stock-assets dev
+
+mlflow: env
+	$(UV) run stock-assets mlflow
 
 lint: env
 	$(UV) run ruff check . && $(UV) run ruff format --check .

@@ -12,9 +12,11 @@ import dagster as dg
 
 from stock_assets.assets.bars import bars, lake_readable
 from stock_assets.assets.features import features, market_regimes
+from stock_assets.assets.models import models
 from stock_assets.assets.simulations import simulations
 from stock_assets.jobs import JOBS
 from stock_assets.resources.market_data import MarketDataResource
+from stock_assets.resources.mlflow import MlflowResource
 from stock_assets.resources.warehouse import WarehouseResource
 from stock_assets.sensors.bars import gap_scanner_sensor, nightly_schedule
 
@@ -43,7 +45,7 @@ def build_defs() -> dg.Definitions:
     """The definitions, with resources bound to the environment as it is now (a process
     that launches runs in process builds them again when its environment changed)."""
     return dg.Definitions(
-        assets=[bars, market_regimes, features, simulations],
+        assets=[bars, market_regimes, features, models, simulations],
         asset_checks=[lake_readable],
         jobs=JOBS,
         schedules=[nightly_schedule],
@@ -51,6 +53,7 @@ def build_defs() -> dg.Definitions:
         resources={
             "market_data": MarketDataResource(**_from_env(MARKET_DATA_ENV)),
             "warehouse": WarehouseResource(**_from_env({"home": "STOCK_ASSETS_HOME"})),
+            "mlflow": MlflowResource(**_from_env({"tracking_uri": "MLFLOW_TRACKING_URI"})),
         },
     )
 

@@ -63,3 +63,38 @@ def grid_metadata(run: GridRun, home: Path) -> dict[str, dg.MetadataValue]:
         out[f"{name}_plot"] = png_markdown(name, png)
         out[f"{name}_png"] = dg.MetadataValue.path(str(paths[name]))
     return out
+
+
+KEY_METRICS = ["oos_hit_rate", "baseline_hit_rate", "oos_rmse", "baseline_rmse",
+               "oos_price_rmse_usd", "baseline_price_rmse_usd", "oos_accuracy",
+               "baseline_accuracy", "oos_roc_auc"]  # fmt: skip
+
+
+def models_metadata(records: list) -> dict[str, dg.MetadataValue]:
+    """One row per model with its MLflow link, out-of-sample metrics beside the naive
+    baseline's; the SHAP summary plots inline."""
+    import pandas as pd
+
+    rows = []
+    for record in records:
+        summary = record.summary()
+        row = {"model": f"[{record.model_id}]({record.url})", "algorithm": summary["algorithm"],
+               "target": summary["target"], "reused": summary["reused"]}  # fmt: skip
+        row.update({k: round(summary[k], 6) for k in KEY_METRICS if k in summary})
+        rows.append(row)
+    out: dict[str, dg.MetadataValue] = {
+        "models": dg.MetadataValue.int(len(records)),
+        "model_ids": dg.MetadataValue.json([r.model_id for r in records]),
+        "trained": dg.MetadataValue.int(sum(not r.reused for r in records)),
+        "recognized": dg.MetadataValue.int(sum(r.reused for r in records)),
+        "summary": dg.MetadataValue.md(
+            "All figures out of sample (walk-forward unless the model says `folds`), beside "
+            "the naive baseline (zero return, majority class).\n\n"
+            + pd.DataFrame(rows).to_markdown(index=False)
+        ),
+    }
+    for record in records:
+        if record.trained is not None and record.trained.shap_png:
+            out[f"{record.model_id}/shap"] = png_markdown("shap", record.trained.shap_png)
+        out[f"{record.model_id}/mlflow"] = dg.MetadataValue.url(record.url)
+    return out

@@ -4,6 +4,7 @@ import dagster as dg
 
 from stock_assets.assets.partitions import symbols_partitions
 from stock_assets.pipelines.specs import GridSpec
+from stock_assets.resources.mlflow import MlflowResource
 from stock_assets.resources.warehouse import WarehouseResource
 
 
@@ -13,26 +14,30 @@ class GridConfig(dg.Config, GridSpec):
 
 @dg.asset(
     partitions_def=symbols_partitions,
-    deps=["features"],
+    deps=["features", "models"],
     group_name="simulations",
     kinds={"numba", "duckdb"},
 )
 def simulations(
-    context: dg.AssetExecutionContext, config: GridConfig, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    config: GridConfig,
+    warehouse: WarehouseResource,
+    mlflow: MlflowResource,
 ) -> dg.MaterializeResult:
-    """Backtests of each model of a symbol over its stored features: the whole grid (96
-    combinations by default) plus buy-and-hold and random baselines, rows in `sim_runs`.
-
-    Partitioned by symbol; re-running over the same data replaces the same rows.
+    """Backtests of each model of a symbol (its trained models, on their out-of-sample
+    predictions only, and the baseline predictors) over its stored features: the whole
+    grid (96 combinations by default) plus buy-and-hold and random baselines, rows in
+    `sim_runs`. Partitioned by symbol; re-running over the same data replaces the same rows.
     """
     from stock_assets.assets.reporting import grid_metadata
     from stock_assets.core.symbols import check_symbol_key
-    from stock_assets.pipelines.models import BaselineModels
+    from stock_assets.pipelines.models import TrainedModels, record_best_simulations
     from stock_assets.pipelines.simulations import simulate_symbol
 
-    store = warehouse.open()
+    store, registry = warehouse.open(), mlflow.open()
     symbol = check_symbol_key(context.partition_key)
-    runs = simulate_symbol(store, BaselineModels(), symbol, config)
+    runs = simulate_symbol(store, TrainedModels(registry), symbol, config)
+    record_best_simulations(registry, runs, config.rank_by)
     metadata: dict[str, dg.MetadataValue] = {
         "rows_simulated": dg.MetadataValue.int(int(runs[0].rows["bars"].max()) if runs else 0)
     }

@@ -22,6 +22,7 @@ from stock_assets.cli.bars import (
     cmd_symbols,
 )
 from stock_assets.cli.common import EXIT_FAILED, EXIT_USAGE, repair_command
+from stock_assets.cli.models import cmd_mlflow, cmd_models, cmd_train, cmd_train_group
 from stock_assets.cli.research import (
     DEMO_DAYS,
     cmd_demo,
@@ -129,6 +130,31 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--limit", type=int, default=20)
     board.add_argument("--format", default="table", choices=["table", "csv", "json"])
 
+    train = add("train", cmd_train, "Train a model on a symbol's features (tracked in MLflow).")
+    train.add_argument("symbol", metavar="SYMBOL")
+    train.add_argument(
+        "--algorithm", required=True, help="e.g. xgboost_regressor, ridge_regression"
+    )
+    add_model_options(train)
+    group = add(
+        "train-group", cmd_train_group, "Train the 4-model group: next 1m open and close, "
+        "next day's high and low.",
+    )  # fmt: skip
+    group.add_argument("symbol", metavar="SYMBOL")
+    group.add_argument("--algorithm", default="lightgbm_regressor")
+    add_model_options(group)
+    listing = add("models", cmd_models, "List (as a tree), show or delete trained models.")
+    listing.add_argument("action", choices=["list", "show", "delete"])
+    listing.add_argument("target", nargs="?", metavar="SYMBOL|MODEL_ID")
+    listing.add_argument("--all", action="store_true", help="delete: every model")
+    listing.add_argument("--yes", action="count", default=0, help="delete --all: twice to confirm")
+    listing.add_argument("--format", default="table", choices=["table", "json"])
+    mlflow = add(
+        "mlflow", cmd_mlflow, "Start the MLflow UI on the project's store (127.0.0.1:5000)."
+    )
+    mlflow.add_argument("--host", default="127.0.0.1")
+    mlflow.add_argument("--port", type=int, default=5000)
+
     demo = add("demo", cmd_demo, "Ingest SPY, QQQ, AAPL, VIXY (synthetic) for recent days.")
     demo.add_argument("--days", type=int, default=DEMO_DAYS)
 
@@ -136,6 +162,23 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=3000)
     return parser
+
+
+def add_model_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--target", default="close", choices=["close", "open", "high", "low"])
+    sub.add_argument("--transform", default="log_return",
+                     choices=["log_return", "pct_change", "price"])  # fmt: skip
+    sub.add_argument("--horizon", type=int, default=1, help="bars ahead (default 1)")
+    sub.add_argument("--timeframe", default="1m", help="1m 5m 15m 30m 1h 4h 8h 1d")
+    sub.add_argument("--context", help="up to 3 context symbols, e.g. SPY,QQQ")
+    sub.add_argument("--fold", default="fold_30_5")
+    sub.add_argument("--evaluation", default="walk_forward", choices=["walk_forward", "folds"])
+    sub.add_argument("--parent", help="inherit this model's features")
+    sub.add_argument("--features", help="whitelist, comma-separated")
+    sub.add_argument("--exclude", help="blacklist, comma-separated")
+    sub.add_argument("--auto-select", action="store_true",
+                     help="also train a child on the top 2 features per category")  # fmt: skip
+    sub.add_argument("--force", action="store_true", help="train again a spec already trained")
 
 
 def main(argv: list[str] | None = None) -> int:

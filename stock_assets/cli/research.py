@@ -179,7 +179,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     code = ingest(DEMO_SYMBOLS, days, "synthetic")
     echo("\nfeatures and market regimes:")
     code = max(code, build_features(DEMO_SYMBOLS, days))
-    echo("\nsimulations (96-combination grid per baseline model, with baselines):")
+    echo("\nmodels for SPY (ridge, lightgbm, logistic; walk-forward, out of sample):")
+    from stock_assets.cli.models import train_models
+    from stock_assets.pipelines.specs import DEFAULT_MODEL_CONFIGS
+
+    code = max(code, train_models("SPY", DEFAULT_MODEL_CONFIGS))
+    echo("\nsimulations (96-combination grid per model and baseline, on out-of-sample "
+         "predictions only):")  # fmt: skip
     code = max(code, materialize_simulations("SPY", limit=5))
     home = settings.home()
     echo()
@@ -187,6 +193,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     echo(f"Catalog:  {home / 'warehouse.duckdb'} (views bars, bars_5m .. bars_1d, features, "
            "market_regimes; tables ingest_status, feature_metadata, sim_runs)")  # fmt: skip
     echo(f"Plots:    {home / 'plots'}")
+    echo(f"MLflow:   {home / 'mlflow'} (uv run stock-assets mlflow: compare the models)")
     echo(f"Dagster:  {settings.dagster_home()} (the runs above are in its history)")
     echo("Next:     uv run stock-assets bars SPY --limit 5")
     echo("          uv run stock-assets leaderboard --by sharpe")

@@ -42,6 +42,10 @@ lake_check_job = dg.define_asset_job(
     selection=ON_DEMAND_CHECKS,
     description="Scan every lake partition for unreadable files (footers).",
 )
+models_job = _asset_job(
+    "models_job", ["models"], symbols_partitions,
+    "Train a symbol's model set over its stored features; track each in MLflow.",
+)  # fmt: skip
 simulations_job = _asset_job(
     "simulations_job", ["simulations"], symbols_partitions,
     "The simulation grid over every model of a symbol, stored in sim_runs.",

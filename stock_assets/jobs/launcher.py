@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from stock_assets.jobs.asset_jobs import features_job, ingest_job, regimes_job, simulations_job
+from stock_assets.jobs.asset_jobs import (
+    features_job,
+    ingest_job,
+    models_job,
+    regimes_job,
+    simulations_job,
+)
 from stock_assets.jobs.gap_fill import gap_fill_job
 from stock_assets.jobs.grid_search import grid_search_job
 
@@ -101,6 +107,13 @@ def simulations(symbol: str, spec: GridSpec | None = None) -> Launch:
     return Launch(simulations_job, config, partition_key=symbol)
 
 
+
+def models(symbol: str, configs: list[dict] | None = None, force: bool = False) -> Launch:
+    """The `models` asset of one symbol: these model specs (default: the asset's set)."""
+    config = {"force": force} | ({"models": configs} if configs else {})
+    return Launch(models_job, {"ops": {"models": {"config": config}}}, partition_key=symbol)
+
+
 def grid_search(symbols: list[str], spec: GridSpec) -> Launch:
     config = {"symbols": symbols, **spec.model_dump()}
     return Launch(grid_search_job, {"ops": {"plan_grid_search": {"config": config}}})
@@ -133,6 +146,23 @@ class RunOutcome:
     def checks(self) -> dict[str, bool]:
         events = self.events(dg.DagsterEventType.ASSET_CHECK_EVALUATION)
         return {e.event_specific_data.check_name: e.event_specific_data.passed for e in events}
+
+    def failed_on_usage(self) -> bool:
+        """Whether the run failed on what was asked (a UsageError), not on a fault."""
+        from stock_assets.core.errors import UsageError
+
+        names, pending = set(), [UsageError]
+        while pending:
+            kind = pending.pop()
+            names.add(kind.__name__)
+            pending += kind.__subclasses__()
+        for event in self.events(dg.DagsterEventType.STEP_FAILURE):
+            error = event.step_failure_data.error
+            while error is not None:
+                if error.cls_name in names:
+                    return True
+                error = error.cause
+        return False
 
     def failure_reason(self) -> str:
         """The error message of the run's first failed step, or of the run itself."""

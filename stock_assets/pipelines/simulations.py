@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +46,7 @@ class GridRun:
     rows: pd.DataFrame
     best_combo: int
     plots: dict[str, bytes]
+    mlflow_run_id: str | None = None
 
     @property
     def model_rows(self) -> pd.DataFrame:
@@ -78,6 +79,7 @@ def simulate_symbol(
     """Run the grid for every model of `spec` (every current model of the symbol when it
     names none) and store the rows in `sim_runs`, replacing an earlier run of the same
     grid over the same data."""
+    spec.build()  # a bad grid fails before any work
     frame = load_features(warehouse, symbol)
     runs = [
         run_grid(frame, symbol, models.predictor(symbol, model_id), spec)
@@ -99,7 +101,7 @@ def run_grid(
     """
     model_id, split, fold = predictor.model_id, spec.split, spec.fold
     run_id = grid_id(symbol, model_id, spec, frame)
-    grid = spec.build()
+    grid = replace(spec.build(), target_kind=getattr(predictor, "target_kind", "regressor"))
     pred = predictor.predict(frame)
     bot_proba = None
     if any(grid.bot):
@@ -118,7 +120,8 @@ def run_grid(
     result = simulate_grid(frame, pred, grid, regimes=regimes, bot_proba=bot_proba)
     table = result.table()
     signals = max(1, int(table["fills"].median()))
-    parts = [sim_runs_frame(result, symbol=symbol, model_id=model_id, grid_id=run_id)]
+    model_rows = sim_runs_frame(result, symbol=symbol, model_id=model_id, grid_id=run_id)
+    parts = [model_rows.assign(mlflow_run_id=getattr(predictor, "run_id", None))]
     for baseline_id, baseline in simulate_baselines(frame, grid, n_signals=signals).items():
         baseline_grid = f"{run_id}-{baseline_id.split(':')[1]}"
         parts.append(
@@ -133,7 +136,8 @@ def run_grid(
                                   close=frame["close"].to_numpy(), title=title),
     }  # fmt: skip
     rows = pd.concat(parts, ignore_index=True)
-    return GridRun(grid_id=run_id, model_id=model_id, rows=rows, best_combo=best, plots=plots)
+    return GridRun(grid_id=run_id, model_id=model_id, rows=rows, best_combo=best, plots=plots,
+                   mlflow_run_id=getattr(predictor, "run_id", None))  # fmt: skip
 
 
 def _bot_probability(frame: pd.DataFrame, pred: np.ndarray, fold: str) -> np.ndarray:

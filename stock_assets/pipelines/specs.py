@@ -4,11 +4,18 @@ import time, and validating one never starts any work."""
 
 from __future__ import annotations
 
+import json
+
 from pydantic import BaseModel, Field
 
 from stock_assets.core.errors import UsageError
 
 SPLITS = ("all", "train", "test")
+# the `models` asset's default set: one linear, one boosted regressor, one classifier
+DEFAULT_MODEL_CONFIGS = [
+    {"algorithm": name}
+    for name in ("ridge_regression", "lightgbm_regressor", "logistic_regression")
+]
 MAX_FILL_DELAY = 1000
 
 
@@ -117,3 +124,48 @@ def parse_regime(text: str):
             f"regime filter {text!r}: {column} has codes {list(REGIME_CODES[column])}"
         )
     return RegimeFilter(column, allowed)
+
+
+class ModelEntry(BaseModel):
+    """One model to train. Algorithms: linear_regression, ridge_regression,
+    lasso_regression, elasticnet_regression, logistic_regression, random_forest_regressor,
+    random_forest_classifier, gradient_boosting_regressor, gradient_boosting_classifier,
+    xgboost_regressor, xgboost_classifier, lightgbm_regressor, lightgbm_classifier."""
+
+    algorithm: str = Field(description="The estimator (a *_classifier predicts direction).")
+    target: str = Field(default="close", description="close, open, high or low.")
+    transform: str = Field(
+        default="log_return",
+        description="log_return (default), pct_change, or price (allowed, flagged).",
+    )
+    horizon: int = Field(default=1, description="Bars ahead (>= 1).")
+    timeframe: str = Field(default="1m", description="1m 5m 15m 30m 1h 4h 8h 1d.")
+    fold: str = Field(default="fold_30_5", description="Fold column of train/test episodes.")
+    evaluation: str = Field(
+        default="walk_forward",
+        description="walk_forward: each test episode predicted by a fit on rows before it; "
+        "folds: one fit on all train episodes (labelled so in every figure).",
+    )
+    context: list[str] = Field(default=[], description="Up to 3 context symbols, e.g. QQQ.")
+    parent: str = Field(default="", description="Model id whose features are inherited.")
+    features: list[str] = Field(default=[], description="Whitelist of features (empty: all).")
+    exclude: list[str] = Field(default=[], description="Blacklist of features.")
+    params: str = Field(default="{}", description="Estimator parameters as JSON.")
+    auto_select: bool = Field(
+        default=False, description="Also train a child on the top 2 features per category."
+    )
+    group_id: str = Field(default="", description="Group the model belongs to (train-group).")
+
+    def spec(self):
+        from stock_assets.core.training import ModelSpec
+
+        try:
+            params = json.loads(self.params or "{}")
+        except ValueError:
+            raise InvalidSpec(f"params {self.params!r}: a JSON object") from None
+        return ModelSpec(
+            algorithm=self.algorithm, target=self.target, transform=self.transform,
+            horizon=self.horizon, timeframe=self.timeframe, fold=self.fold,
+            evaluation=self.evaluation, context=tuple(self.context),
+            features=tuple(self.features) or None, exclude=tuple(self.exclude), params=params,
+        )  # fmt: skip

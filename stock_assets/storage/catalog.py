@@ -145,6 +145,10 @@ class Catalog:
                 _migrate_feature_metadata(connection)
                 for table in TABLES.values():
                     connection.execute(table.ddl())
+                # columns added since a table was first made (catalogs of older versions)
+                connection.execute(
+                    "ALTER TABLE sim_runs ADD COLUMN IF NOT EXISTS mlflow_run_id VARCHAR"
+                )
                 for name in TABLES:
                     self._mirror(connection, name)
             except BaseException:

@@ -4,6 +4,7 @@ methods. Callers never name a dataset or a path; reads never take a lock."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -195,6 +196,16 @@ class Warehouse:
         """Every lake partition whose file cannot be read (footers only)."""
         datasets = (BARS_1M, BARS_DERIVED, FEATURES, MARKET_REGIMES)
         return [error for dataset in datasets for error in self.lake.unreadable(dataset)]
+
+    def feature_checksum(self, symbol: str) -> str:
+        """SHA-256 over the symbol's feature partitions (day and content of each): the
+        data part of a model fingerprint."""
+        digest = hashlib.sha256()
+        for day in self.feature_days(symbol):
+            digest.update(day.isoformat().encode())
+            path = self.lake.partition_path(FEATURES, symbol, day)
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+        return digest.hexdigest()
 
     def latest_features(self, symbol: str, limit: int) -> pd.DataFrame | None:
         table = self.lake.latest(FEATURES, symbol, limit)

@@ -215,3 +215,40 @@ def test_a_run_of_a_non_canonical_partition_fails_naming_the_canonical_key(home)
     assert not outcome.success
     assert outcome.failure_reason() == "partition key 'msft' is not canonical: use 'MSFT'"
     assert not (home / "lake").exists() or not list((home / "lake").rglob("*.parquet"))
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (
+            ["backfill", "SPY", "--max-iterations", "-1"],
+            "--max-iterations -1: a whole number 1..1000",
+        ),
+        (
+            ["simulate", "SPY", "--fill-delay", "1e9"],
+            "fill_delays: 1000000000 is not a number of bars",
+        ),
+        (["features", "SPY", "--fold", '{"train_days": 1e400, "test_days": 5}'], "train_days=inf"),
+        (["features", "SPY", "--fold", '{"train_days": 0, "test_days": 5}'], "1..10000"),
+        (["leaderboard", "--by", "luck"], "'luck' is not a rankable metric"),
+        (
+            ["ingest", "SPY", "--start", "2024-03-04", "--csv", "x.csv", "--csv-tz", "Mars/Base"],
+            "no such file",
+        ),
+    ],
+)
+def test_absurd_values_are_refused_before_any_work(home, capsys, args, fragment):
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and fragment in err[0], err
+    assert not (home / "lake").exists()
+
+
+def test_grid_config_with_an_unknown_rank_by_fails_before_work(home):
+    from stock_assets.core.errors import UsageError
+    from stock_assets.pipelines.specs import GridSpec
+
+    with pytest.raises(UsageError, match="rank_by 'luck'"):
+        GridSpec(rank_by="luck").build()
+    with pytest.raises(UsageError, match="fill_delays: 5000"):
+        GridSpec(fill_delays=[5000]).build()
