@@ -15,6 +15,7 @@ from stock_assets.core.predictors import Baseline
 from stock_assets.jobs.launcher import symbol_days_tags as range_tags
 from stock_assets.pipelines.simulations import SimulationError, load_features, run_grid
 from stock_assets.pipelines.specs import GridSpec, parse_regime
+from stock_assets.resources.mlflow import MlflowResource
 from stock_assets.resources.warehouse import WarehouseResource
 from stock_assets.storage.warehouse import Warehouse
 
@@ -61,7 +62,8 @@ def test_simulations_asset_stores_every_combination_with_baselines(home, with_fe
     config = {"ops": {"simulations": {"config": SMALL}}}
     result = dg.materialize(
         [defs.get_assets_def("simulations")], partition_key="SPY", instance=instance,
-        resources={"warehouse": WarehouseResource()}, run_config=config,
+        resources={"warehouse": WarehouseResource(), "mlflow": MlflowResource()},
+        run_config=config,
     )  # fmt: skip
     assert result.success
     rows = sim_runs(home)
@@ -81,7 +83,8 @@ def test_simulations_asset_stores_every_combination_with_baselines(home, with_fe
     # the same grid over the same data replaces its rows
     assert dg.materialize(
         [defs.get_assets_def("simulations")], partition_key="SPY", instance=instance,
-        resources={"warehouse": WarehouseResource()}, run_config=config,
+        resources={"warehouse": WarehouseResource(), "mlflow": MlflowResource()},
+        run_config=config,
     ).success  # fmt: skip
     again = sim_runs(home)
     assert len(again) == len(rows)
