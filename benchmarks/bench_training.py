@@ -50,7 +50,15 @@ def feature_frames(sessions: int) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def run_worker(algorithm: str, data: Path, params: str, n_jobs: int) -> None:
-    """One algorithm: print fit, walk_forward and explain seconds and the peak RSS."""
+    """One algorithm: print fit, walk_forward and explain seconds and the peak RSS. A
+    positive n_jobs caps BLAS/OpenMP threads here too, as ``train_model`` does."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=n_jobs if n_jobs > 0 else None):
+        _measure(algorithm, data, params, n_jobs)
+
+
+def _measure(algorithm: str, data: Path, params: str, n_jobs: int) -> None:
     from stock_assets.core.datasets import build_dataset
     from stock_assets.core.importance import explain
     from stock_assets.core.training import ModelSpec, fit_pipeline, train_model
