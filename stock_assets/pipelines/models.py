@@ -235,7 +235,7 @@ def _train_one(
         context=spec.context, timeframe=spec.timeframe, fold=spec.fold,
         evaluation=spec.evaluation, seed=spec.seed, data_checksums=checksums,
     )  # fmt: skip
-    if not force and (known := registry.find(symbol=symbol, fingerprint=fingerprint)):
+    if not force and (known := registry.models(symbol, fingerprint=fingerprint)):
         log_event(log, "train", f"recognized {known[0].model_id}: same fingerprint, not "
                   "trained again", symbol=symbol, fingerprint=fingerprint)  # fmt: skip
         return TrainedRecord(known[0], registry.run_url(symbol, known[0].run_id), reused=True)

@@ -118,11 +118,6 @@ class Lake:
                 found.append(_corrupt_at(self.root, path, str(error)))
         return found
 
-    def read(self, dataset: str, symbol: str | None, day: dt.date) -> pd.DataFrame | None:
-        """One partition as a frame, None when it does not exist."""
-        table = self.read_table(dataset, symbol, day)
-        return None if table is None else to_frame(table)
-
     def read_days(
         self, dataset: str, symbol: str | None, days: list[dt.date]
     ) -> pd.DataFrame | None:

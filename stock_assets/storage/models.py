@@ -181,9 +181,6 @@ class ModelRegistry:
         )
         return [_logged(run) for run in runs]
 
-    def find(self, symbol: str, **tags: str) -> list[LoggedModel]:
-        return self.models(symbol, **tags)
-
     def get(self, model_id: str) -> LoggedModel:
         found = self.models(None, model_id=model_id)
         if not found:

@@ -96,9 +96,6 @@ class Warehouse:
         oldest first, read from its newest partitions only."""
         return self.lake.latest_bars(symbol, interval, limit)
 
-    def read_derived(self, symbol: str, days: list[dt.date]) -> pd.DataFrame | None:
-        return self.lake.read_days(BARS_DERIVED, symbol, days)
-
     def complete_days(self, symbol: str, days: list[dt.date]) -> set[dt.date]:
         """Days whose stored partition has every session minute, none of them made up (an
         unreadable partition is not complete, so it is fetched and replaced)."""

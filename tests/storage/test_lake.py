@@ -80,7 +80,7 @@ def test_a_writer_killed_midway_leaves_the_old_partition_intact(tmp_path, crash_
     assert done.returncode == -9
     assert path.read_bytes() == original
     assert lake.days("bars_1m", "SPY") == [DAY]
-    assert lake.read("bars_1m", "SPY", DAY)["close"].unique().tolist() == [100.0]
+    assert lake.read_days("bars_1m", "SPY", [DAY])["close"].unique().tolist() == [100.0]
     # a later write cleans up the killed writer's temporary file
     lake.write("bars_1m", "SPY", DAY, to_table(session_bars(price=300.0), BARS_SCHEMA))
     assert [p.name for p in path.parent.iterdir()] == ["part.parquet"]
@@ -92,10 +92,10 @@ def test_corrupt_partition_is_reported_with_its_path(tmp_path):
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not parquet at all")
     with pytest.raises(CorruptPartition, match="date=2024-03-08"):
-        lake.read("bars_1m", "SPY", DAY)
+        lake.read_days("bars_1m", "SPY", [DAY])
     # storing good data replaces the corrupt file
     lake.write("bars_1m", "SPY", DAY, to_table(session_bars(), BARS_SCHEMA))
-    assert len(lake.read("bars_1m", "SPY", DAY)) == 390
+    assert len(lake.read_days("bars_1m", "SPY", [DAY])) == 390
 
 
 def test_store_bars_merges_only_missing_bars_and_reports_gaps(tmp_path):
