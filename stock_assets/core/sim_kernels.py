@@ -1,6 +1,7 @@
 """The engine behind `stock_assets.core.simulation`: the arrays a grid's combinations
-share, each filter computed once per grid, and the numba kernels (z-score and volatility
-filters, the fill state machine, the equity walk, the random baselines).
+share, each filter computed once per grid (the z-score and volatility filters are numba
+kernels here), and the calls into the fill state machine of `sim_machine`, which runs the
+whole grid in one pass per combination.
 
 The semantics are documented in the simulation module's docstring; inputs arrive there
 validated, so nothing here checks them again.
@@ -16,9 +17,20 @@ import numpy as np
 import pandas as pd
 
 from stock_assets.core import metrics
+from stock_assets.core.sim_machine import (
+    COST_COLUMNS,
+    FILL_COLUMNS,
+    OUT_COLUMNS,
+    SETUP_COLUMNS,
+    grid_kernel,
+    random_baselines,
+    run_combination,
+    signal_codes,
+)
 from stock_assets.core.sim_params import SimGrid, SimParams, SimRun
 
-FILL_COLUMNS = ("signal_bar", "bar", "side", "price", "shares", "fee", "cash")
+__all__ = ["FILL_COLUMNS", "GridInputs", "baseline_params", "random_ranks"]
+_TRADE_SCORES = ("win_rate", "profit_factor", "sqn", "sqn_100", "expectancy", "weekly_consistency")
 
 
 def random_ranks(n: int, seed: int, draw: int) -> np.ndarray:
@@ -34,9 +46,19 @@ def baseline_params(params: SimParams) -> SimParams:
     return replace(params, threshold=0.0, zscore=False, volnorm=False, regime=None, bot=False)
 
 
+def _costs(p: SimParams) -> tuple[float, ...]:
+    """Fixed fee, fee rate, fractional flag and initial cash: COST_COLUMNS after threshold."""
+    return (p.fee_per_trade, p.fee_bps / 10_000.0, float(p.fractional), float(p.initial_cash))
+
+
+def _cost_key(p: SimParams) -> tuple[object, ...]:
+    """What the baselines depend on: the fill preset and the costs."""
+    return (p.fill, p.fee_per_trade, p.fee_bps, p.fractional, p.initial_cash)
+
+
 @dataclass
 class GridInputs:
-    """Arrays every combination shares, the filters (computed once each) and buffers.
+    """Arrays every combination shares and the filters, each computed once per grid.
 
     `simulation` validates the bars and builds it; `buy_hold_pred` is its always-buy
     prediction, which the buy-and-hold baseline replays.
@@ -80,55 +102,69 @@ class GridInputs:
             bot_ok = self._cached(("bot", limit), lambda: proba > limit)  # type: ignore[operator]
         return scale, outlier, regime_ok, bot_ok
 
-    def _kernel(self, p: SimParams, pred: np.ndarray, record: bool) -> tuple:
-        n, n_weeks = len(self.close), int(self.bar_week[-1]) + 1
-        buffers = self._cached(
-            ("buffers",),
-            lambda: (
-                np.empty(n, dtype=np.int8),
-                np.empty(n // 2 + 1),
-                np.zeros(n_weeks),
-                np.empty(len(self.day_end)),
-            ),
-        )
-        fills = self._cached(("fill_buffer",), lambda: np.empty((n, len(FILL_COLUMNS))))
-        curve = np.empty(n if record else 0)
-        buffers[2][:] = 0.0
-        prices, cost = self._cost(p)
-        flags = (p.target_kind == "classifier", p.volnorm, p.zscore, p.bot, p.regime is not None)
-        state = _simulate_kernel(
-            pred,
-            np.array(flags, dtype=np.bool_),
-            float(p.threshold),
-            *self._filters(p),
-            self.close,
-            prices,
-            p.fill.delay_bars,
-            cost,
-            float(p.initial_cash),
-            self.day_end,
-            self.bar_week,
-            *buffers,
-            fills,
-            curve,
-        )
-        return state, fills[: state[0]].copy() if record else fills[:0], curve
+    def _filter_tables(self, combos: list[SimParams]) -> tuple[np.ndarray, ...]:
+        """The distinct filter arrays of `combos` stacked into one table per filter, and each
+        combination's row in them (the first four SETUP_COLUMNS)."""
+        # the filter arrays are cached, so equal filters are the same object
+        tables: tuple[dict[int, tuple[int, np.ndarray]], ...] = ({}, {}, {}, {})
+        rows = np.empty((len(combos), len(tables)), dtype=np.int64)
+        for c, p in enumerate(combos):
+            for f, array in enumerate(self._filters(p)):
+                rows[c, f] = tables[f].setdefault(id(array), (len(tables[f]), array))[0]
+        return (*(np.stack([array for _, array in table.values()]) for table in tables), rows)
+
+    def _run(self, pred: np.ndarray, combos: list[SimParams]) -> np.ndarray:
+        """`grid_kernel` over `combos`: one row of OUT_COLUMNS per combination, in order."""
+        *tables, filter_rows = self._filter_tables(combos)
+        prices = self._cached(("fill_prices",), lambda: np.stack((self.close, self.mid)))
+        setup = np.empty((len(combos), len(SETUP_COLUMNS)), dtype=np.int64)
+        setup[:, :4] = filter_rows
+        setup[:, 4] = [int(p.fill.price == "mid") for p in combos]
+        setup[:, 5] = [p.fill.delay_bars for p in combos]
+        setup[:, 6] = [int(p.target_kind == "classifier") for p in combos]
+        costs = np.array([(p.threshold, *_costs(p)) for p in combos], dtype=np.float64)
+        costs = costs.reshape(-1, len(COST_COLUMNS))
+        # number the signal paths and run each path's combinations one after another
+        paths = np.column_stack((setup[:, [0, 1, 2, 3, 6]], costs[:, :1].view(np.int64)))
+        setup[:, 7] = np.unique(paths, axis=0, return_inverse=True)[1].reshape(-1)
+        order = np.argsort(setup[:, 7], kind="stable")
+        out = np.empty((len(combos), len(OUT_COLUMNS)))
+        out[order] = grid_kernel(
+            pred, self.close, prices, *tables, self.day_end, self.bar_week,
+            setup[order], costs[order],
+        )  # fmt: skip
+        return out
 
     def replay(self, p: SimParams, pred: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
         """(fill table, equity curve) of one combination."""
-        _, fills, curve = self._kernel(p, self.pred if pred is None else pred, record=True)
-        return fills, curve
+        n, n_weeks = len(self.close), int(self.bar_week[-1]) + 1
+        codes = np.empty(n, dtype=np.int8)
+        pred = self.pred if pred is None else pred
+        classifier = p.target_kind == "classifier"
+        signal_codes(pred, classifier, float(p.threshold), *self._filters(p), codes)
+        fills, curve = np.empty((n, len(FILL_COLUMNS))), np.empty(n)
+        nf = run_combination(
+            codes,
+            self.close,
+            self.mid if p.fill.price == "mid" else self.close,
+            p.fill.delay_bars,
+            np.array(_costs(p)[:3]),
+            float(p.initial_cash),
+            self.day_end,
+            self.bar_week,
+            np.empty(n, dtype=np.int8),
+            np.empty(n // 2 + 1),
+            np.zeros(n_weeks),
+            np.empty(len(self.day_end)),
+            fills,
+            curve,
+        )[0]
+        return fills[:nf].copy(), curve
 
     def _cost(self, p: SimParams) -> tuple[np.ndarray, np.ndarray]:
         """(fill prices, cost vector: fixed fee, fee rate, fractional flag) of a combination."""
         prices = self.mid if p.fill.price == "mid" else self.close
-        return prices, np.array([p.fee_per_trade, p.fee_bps / 10_000.0, float(p.fractional)])
-
-    def buy_hold_return(self, p: SimParams) -> float:
-        """Return of the always-buy prediction under the combination's fill and costs."""
-        base = baseline_params(p)
-        _, _, cash, shares, *_ = self._kernel(base, self.buy_hold_pred, record=False)[0]
-        return (cash + shares * self.close[-1]) / p.initial_cash - 1.0
+        return prices, np.array(_costs(p)[:3])
 
     def random_returns(self, p: SimParams, counts: np.ndarray) -> np.ndarray:
         """Mean return of the random baselines with each of `counts` orders (one pass/draw)."""
@@ -140,55 +176,65 @@ class GridInputs:
             ("ranks",), lambda: np.stack([random_ranks(n, seed, d) for d in range(draws)])
         )
         order = np.argsort(-counts, kind="stable")
-        finals = _random_baselines(
+        finals = random_baselines(
             counts[order], ranks, self.close, *self._cost(p), p.fill.delay_bars, p.initial_cash
         )
         out = np.empty(len(counts))
         out[order] = finals / p.initial_cash - 1.0
         return out
 
-    def score(self, p: SimParams) -> dict[str, float]:
-        """The metrics of one combination; the random baseline's are NaN until
-        `add_random_baselines` fills them in."""
-        nf, nt, cash, shares, max_dd, exposed, fees = self._kernel(p, self.pred, False)[0]
-        _, trade_returns, week_counts, eod = self.cache[("buffers",)]  # type: ignore[misc]
-        scores = metrics.summary(eod, p.initial_cash, trade_returns[:nt], week_counts)
-        final = cash + shares * self.close[-1]
-        total = final / p.initial_cash - 1.0
-        costs = (p.fill, p.fee_per_trade, p.fee_bps, p.fractional, p.initial_cash)
-        buy_hold = self._cached(("buy_hold", *costs), lambda: self.buy_hold_return(p))
-        sharpe, sortino, win_rate, factor, sqn, sqn_100, expectancy, weekly = scores
-        return {
-            "final_equity": final,
-            "total_return": total,
-            "buy_hold_return": buy_hold,
-            "excess_vs_buy_hold": total - buy_hold,
-            "random_return": math.nan,  # set by add_random_baselines, all combinations at once
-            "excess_vs_random": math.nan,
-            "sharpe": sharpe,
-            "sortino": sortino,
-            "max_drawdown": max_dd,
-            "exposure": exposed / len(self.close),
-            "trades": nt,
-            "fills": nf,
-            "open_position": bool(shares > 0),
-            "win_rate": win_rate,
-            "profit_factor": factor,
-            "sqn": sqn,
-            "sqn_100": sqn_100,
-            "expectancy": expectancy,
-            "weekly_consistency": weekly,
-            "hit_rate": self._cached(("hit_rate",), lambda: metrics.hit_rate(self.hits)),
-            "fees_paid": fees,
-        }
+    def score(self, combos: list[SimParams]) -> list[dict[str, float]]:
+        """The metrics of every combination, in one kernel call; the random baseline's are
+        NaN until `add_random_baselines` fills them in."""
+        out = self._run(self.pred, combos)
+        buy_hold = self._buy_hold_returns(combos)
+        hit_rate = self._cached(("hit_rate",), lambda: metrics.hit_rate(self.hits))
+        n, scores = len(self.close), []
+        for p, values in zip(combos, out.tolist(), strict=True):
+            v = dict(zip(OUT_COLUMNS, values, strict=True))
+            total = v["final_equity"] / p.initial_cash - 1.0
+            bh = buy_hold[_cost_key(p)]
+            scores.append(
+                {
+                    "final_equity": v["final_equity"],
+                    "total_return": total,
+                    "buy_hold_return": bh,
+                    "excess_vs_buy_hold": total - bh,
+                    "random_return": math.nan,  # set by add_random_baselines, all at once
+                    "excess_vs_random": math.nan,
+                    "sharpe": v["sharpe"],
+                    "sortino": v["sortino"],
+                    "max_drawdown": v["max_drawdown"],
+                    "exposure": v["exposed"] / n,
+                    "trades": int(v["trades"]),
+                    "fills": int(v["fills"]),
+                    "open_position": v["shares"] > 0,
+                    **{name: v[name] for name in _TRADE_SCORES},
+                    "hit_rate": hit_rate,
+                    "fees_paid": v["fees"],
+                }
+            )
+        return scores
+
+    def _buy_hold_returns(self, combos: list[SimParams]) -> dict[tuple[object, ...], float]:
+        """Return of the always-buy prediction under each fill preset and costs of `combos`."""
+        bases: dict[tuple[object, ...], SimParams] = {}
+        for p in combos:
+            key = _cost_key(p)
+            if key not in bases:
+                bases[key] = baseline_params(p)
+        missing = [key for key in bases if ("buy_hold", key) not in self.cache]
+        if missing:
+            finals = self._run(self.buy_hold_pred, [bases[key] for key in missing])[:, 0]
+            for key, final in zip(missing, finals.tolist(), strict=True):
+                self.cache[("buy_hold", key)] = final / bases[key].initial_cash - 1.0
+        return {key: self.cache[("buy_hold", key)] for key in bases}  # type: ignore[misc]
 
     def add_random_baselines(self, runs: list[SimRun]) -> None:
         """Fill in random_return and excess_vs_random, one batch per fill preset and costs."""
         groups: dict[tuple[object, ...], list[SimRun]] = {}
         for run in runs:
-            p = run.params
-            key = (p.fill, p.fee_per_trade, p.fee_bps, p.fractional, p.initial_cash)
-            groups.setdefault(key, []).append(run)
+            groups.setdefault(_cost_key(run.params), []).append(run)
         for group in groups.values():
             counts = np.array(sorted({run.metrics["fills"] for run in group}), dtype=np.int64)
             by_count = dict(
@@ -200,7 +246,7 @@ class GridInputs:
                 run.metrics["excess_vs_random"] = run.metrics["total_return"] - rand
 
 
-# --- numba kernels -------------------------------------------------------------------
+# --- filters -----------------------------------------------------------------------
 
 _EPS = float(np.finfo(np.float64).eps)
 
@@ -310,171 +356,3 @@ def _vol_scale(close: np.ndarray, window: int, median_window: int) -> np.ndarray
     med = _rolling_median(vol, window, median_window)
     ok = np.isfinite(vol) & np.isfinite(med) & (med > 0)
     return np.where(ok, vol / np.where(ok, med, 1.0), 1.0)
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _fill(side, price, cash, shares, cost):
-    """(filled, cash, shares, fee) after one order; cost = (fixed fee, fee rate, fractional)."""
-    if side > 0:
-        budget = cash - cost[0]
-        if budget <= 0.0:
-            return False, cash, shares, 0.0
-        qty = budget / (price * (1.0 + cost[1]))
-        if cost[2] == 0.0:
-            qty = np.floor(qty)
-        if qty <= 0.0:
-            return False, cash, shares, 0.0
-        notional = qty * price
-        fee = cost[0] + notional * cost[1]
-        return True, cash - notional - fee, qty, fee
-    if shares <= 0.0:
-        return False, cash, shares, 0.0
-    notional = shares * price
-    fee = cost[0] + notional * cost[1]
-    return True, cash + notional - fee, 0.0, fee
-
-
-@nb.njit(cache=True, nogil=True)
-def _apply(s, bar, side, price, cash, shares, nf, nt, entry, fees, cost, bar_week, out):
-    """Fill the order of bar `s` at `bar`: the new state, and whether it was a cancelled buy."""
-    fills, trade_returns, week_counts = out
-    sold = shares
-    filled, cash, shares, fee = _fill(side, price, cash, shares, cost)
-    if not filled:
-        return cash, shares, nf, nt, entry, fees, side > 0
-    fills[nf, 0], fills[nf, 1], fills[nf, 2], fills[nf, 3] = s, bar, side, price
-    fills[nf, 4], fills[nf, 5], fills[nf, 6] = shares if side > 0 else sold, fee, cash
-    if side > 0:
-        entry = shares * price + fee
-    else:
-        trade_returns[nt] = (sold * price - fee) / entry - 1.0
-        week_counts[bar_week[bar]] += 1.0
-        nt += 1
-    return cash, shares, nf + 1, nt, entry, fees + fee, False
-
-
-@nb.njit(cache=True, nogil=True)
-def _simulate_kernel(
-    pred, flags, threshold, scale, outlier, regime_ok, bot_ok, close, fill_px, delay,
-    cost, cash0, day_end, bar_week, orders, trade_returns, week_counts, eod, fills, curve,
-):  # fmt: skip
-    """One combination bar by bar. flags: classifier, volnorm, zscore, bot, regime. Returns
-    (fills, trades, cash, shares, max drawdown, bars exposed, fees)."""
-    classifier, use_vol, use_z, use_bot, use_regime = (
-        flags[0],
-        flags[1],
-        flags[2],
-        flags[3],
-        flags[4],
-    )
-    n = close.shape[0]
-    out = (fills, trade_returns, week_counts)
-    cash, shares, nf, nt, entry, fees = cash0, 0.0, 0, 0, 0.0, 0.0
-    long_intent, last_order = False, -1
-    for j in range(n):
-        if delay > 0 and j >= delay and orders[j - delay] != 0:
-            s = j - delay
-            cash, shares, nf, nt, entry, fees, cancelled = _apply(
-                s, j, orders[s], fill_px[j], cash, shares, nf, nt, entry, fees, cost, bar_week, out
-            )
-            if cancelled and last_order == s:
-                long_intent = False
-        # only the signal that can change the decision state is evaluated
-        p, side = pred[j], 0
-        if long_intent:
-            if use_regime and not regime_ok[j]:
-                side = -1
-            elif p == 0.0 if classifier else p <= -(threshold * scale[j] if use_vol else threshold):
-                side = 0 if use_z and outlier[j] else -1
-        elif p == 1.0 if classifier else p > (threshold * scale[j] if use_vol else threshold):
-            blocked = (use_z and outlier[j]) or (use_bot and not bot_ok[j])
-            side = 0 if blocked or (use_regime and not regime_ok[j]) else 1
-        orders[j] = side
-        if side == 0:
-            continue
-        long_intent, last_order = side > 0, j
-        if delay == 0:
-            cash, shares, nf, nt, entry, fees, cancelled = _apply(
-                j, j, side, fill_px[j], cash, shares, nf, nt, entry, fees, cost, bar_week, out
-            )
-            if cancelled:
-                long_intent = False
-    for s in range(max(n - delay, 0) if delay > 0 else n, n):  # orders due past the end
-        if orders[s] != 0:
-            cash, shares, nf, nt, entry, fees, _ = _apply(
-                s, n - 1, orders[s], close[n - 1], cash, shares, nf, nt, entry, fees, cost,
-                bar_week, out,
-            )  # fmt: skip
-    max_dd, exposed = _equity_path(fills, nf, close, cash0, day_end, eod, curve)
-    return nf, nt, cash, shares, max_dd, exposed, fees
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _drawdown_floor(peak: float, max_dd: float) -> float:
-    """Equity below which a new drawdown may exceed max_dd (generous; exact test follows)."""
-    return peak * (1.0 - max_dd) * (1.0 + 1e-9) if max_dd < 0.5 else np.inf
-
-
-@nb.njit(cache=True, nogil=True)
-def _equity_path(fills, nf, close, cash0, day_end, eod, curve):
-    """Walk the bar-close equity between fills: (max drawdown, bars exposed); fills the
-    end-of-day equity and, when `curve` has room, the whole curve."""
-    n, record = close.shape[0], curve.shape[0] > 0
-    peak, max_dd, floor, exposed, day = cash0, 0.0, _drawdown_floor(cash0, 0.0), 0, 0
-    cash, shares = cash0, 0.0
-    for segment in range(nf + 1):
-        # bars [start, stop) close with the state after fill `segment - 1`
-        start = 0 if segment == 0 else int(fills[segment - 1, 1])
-        stop = n if segment == nf else int(fills[segment, 1])
-        if segment > 0:
-            cash = fills[segment - 1, 6]
-            shares = fills[segment - 1, 4] if fills[segment - 1, 2] > 0 else 0.0
-        if stop <= start:
-            continue
-        if shares > 0.0:
-            exposed += stop - start
-            for j in range(start, stop):
-                equity = cash + shares * close[j]
-                if equity > peak:
-                    peak, floor = equity, _drawdown_floor(equity, max_dd)
-                elif equity < floor:  # a cheap, slightly generous test before the exact one
-                    drawdown = 1.0 - equity / peak
-                    if drawdown > max_dd:
-                        max_dd, floor = drawdown, _drawdown_floor(peak, drawdown)
-        elif cash > peak:
-            peak, floor = cash, _drawdown_floor(cash, max_dd)
-        elif cash < floor:
-            drawdown = 1.0 - cash / peak
-            if drawdown > max_dd:
-                max_dd, floor = drawdown, _drawdown_floor(peak, drawdown)
-        while day < day_end.shape[0] and day_end[day] < stop:
-            eod[day] = cash + shares * close[day_end[day]]
-            day += 1
-        if record:
-            for j in range(start, stop):
-                curve[j] = cash + shares * close[j]
-    return max_dd, exposed
-
-
-@nb.njit(cache=True, nogil=True)
-def _random_baselines(counts, ranks, close, fill_px, cost, delay, cash0):
-    """Mean final equity, per count (sorted descending), of alternating buy/sell orders at
-    the bars ranked below the count, over every draw (row of `ranks`); one scan per draw."""
-    n, k = close.shape[0], counts.shape[0]
-    total = np.zeros(k)
-    for draw in range(ranks.shape[0]):
-        cash, shares, done = np.full(k, cash0), np.zeros(k), np.zeros(k, dtype=np.int64)
-        for i in range(n):
-            rank, members = ranks[draw, i], 0
-            while members < k and counts[members] > rank:
-                members += 1
-            if members == 0:
-                continue
-            due = i + delay
-            price = fill_px[due] if due < n else close[n - 1]
-            for c in range(members):
-                side = 1 if done[c] % 2 == 0 else -1
-                _, cash[c], shares[c], _ = _fill(side, price, cash[c], shares[c], cost)
-                done[c] += 1
-        total += cash + shares * close[n - 1]
-    return total / ranks.shape[0]

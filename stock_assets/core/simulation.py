@@ -50,8 +50,10 @@ at distinct bars drawn uniformly (`random_signal_bars`: the bars ranked below th
 in a seeded random permutation), its return averaged over `random_draws` draws. Every
 row reports its excess return over both.
 
-This module validates inputs and holds the public API; the engine (shared arrays, filters,
-numba kernels) is `sim_kernels`, the `sim_runs` table, leaderboard and plots `sim_results`.
+This module validates inputs and holds the public API; the engine is `sim_kernels` (shared
+arrays, filters) and `sim_machine` (the fill state machine: the whole grid in one call, every
+metric's inputs gathered in the same pass), the `sim_runs` table, leaderboard and plots
+`sim_results`.
 """
 
 from __future__ import annotations
@@ -174,7 +176,8 @@ def simulate_grid(
     if any(p.bot for p in combos) and bot_proba is None:
         raise InvalidSimulationInput("the grid gates on the bot (bot=True) but bot_proba is None")
     inputs = _grid_inputs(bars, pred, grid, regimes or {}, bot_proba)
-    runs = [SimRun(params=params, metrics=inputs.score(params)) for params in combos]
+    scores = inputs.score(combos)
+    runs = [SimRun(params=p, metrics=m) for p, m in zip(combos, scores, strict=True)]
     inputs.add_random_baselines(runs)
     return GridResult(runs=runs, ts=inputs.ts, hits=inputs.hits, _inputs=inputs)
 
@@ -327,7 +330,7 @@ def _grid_inputs(
         regimes=codes,
         bot_proba=None if bot_proba is None else _per_bar(bot_proba, n, "bot_proba"),
         day_end=np.flatnonzero(np.diff(local_day, append=local_day[-1] + 1)),
-        bar_week=np.unique(monday, return_inverse=True)[1].astype(np.int64),
+        bar_week=np.cumsum(np.diff(monday, prepend=monday[0]) != 0),  # bars are in time order
         hits=metrics.direction_hits(pred_array, metrics.next_bar_moves(close), grid.target_kind),
         grid=grid,
         buy_hold_pred=buy_and_hold_prediction(n, grid.target_kind),

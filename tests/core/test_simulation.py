@@ -447,6 +447,35 @@ def test_volatility_normalization_scales_the_threshold():
     assert len(plain) == 1 and scaled.empty  # the threshold doubles to 0.002 at bar 6
 
 
+def test_each_combination_of_a_grid_equals_the_combination_run_alone():
+    # the grid runs all combinations in one kernel call, sharing buffers and, between
+    # combinations that differ only in fills, the signal codes: nothing may leak across
+    rng = np.random.default_rng(3)
+    close = np.round(40 * np.exp(np.cumsum(rng.normal(0, 0.01, 400))), 2)
+    bars = _bars(close, high=close * 1.002, low=close * 0.997)
+    pred = rng.normal(0, 0.002, 400)
+    regimes, proba = {"vix": rng.integers(0, 3, 400)}, rng.random(400)
+    grid = SimGrid(
+        thresholds=(0.0, 0.001),
+        zscore=(False, True),
+        zscore_window=20,
+        volnorm=(False, True),
+        vol_window=5,
+        vol_median_window=30,
+        regimes=(None, RegimeFilter("vix", (0, 1))),
+        bot=(False, True),
+        fills=(sim.FILL_AT_CLOSE, FillPreset(3, "mid")),
+        initial_cash=1000.0,  # the random baseline's draws and seed: SimGrid.of's defaults
+    )
+    result = sim.simulate_grid(bars, pred, grid, regimes=regimes, bot_proba=proba)
+    assert len(result.runs) == 64
+    for run in result.runs:
+        alone = sim.simulate(bars, pred, run.params, regimes=regimes, bot_proba=proba).metrics
+        for name, value in run.metrics.items():
+            both_nan = isinstance(value, float) and math.isnan(value) and math.isnan(alone[name])
+            assert value == alone[name] or both_nan, (name, value, alone[name], run.params)
+
+
 def test_classifier_grids_collapse_thresholds_and_filters():
     grid = SimGrid(target_kind="classifier", thresholds=(0.0, 0.1), zscore=(False, True))
     combos = grid.combinations()
