@@ -138,13 +138,15 @@ def _full_six() -> pd.DataFrame:
 def test_gmm_for_a_day_is_fitted_only_on_the_sessions_before_it(monkeypatch) -> None:
     fitted: list[np.ndarray] = []
 
-    class Recording(rg.GaussianMixture):
+    import sklearn.mixture
+
+    class Recording(sklearn.mixture.GaussianMixture):
         def fit(self, X, y=None):
             result = super().fit(X, y)
             fitted.append(self.means_.copy())
             return result
 
-    monkeypatch.setattr(rg, "GaussianMixture", Recording)
+    monkeypatch.setattr(sklearn.mixture, "GaussianMixture", Recording)  # imported when fitting
     qqq, vixy = context()
     last = sorted(set(days_of(qqq)))[-1]
     compute_regimes(qqq, vixy, start=last, train_sessions=3)
