@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from stock_assets.pipelines.specs import GridSpec
 
 DEMO_SYMBOLS = ["SPY", "QQQ", "AAPL", "VIXY"]
-DEMO_DAYS = 30
+DEMO_DAYS = 45  # always holds a fold_30_5 test episode with train sessions before it
 
 
 def build_features(symbols: list[str], days: list[dt.date]) -> int:
