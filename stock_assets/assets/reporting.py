@@ -98,3 +98,32 @@ def models_metadata(records: list) -> dict[str, dg.MetadataValue]:
             out[f"{record.model_id}/shap"] = png_markdown("shap", record.trained.shap_png)
         out[f"{record.model_id}/mlflow"] = dg.MetadataValue.url(record.url)
     return out
+
+
+EVOLUTION_COLUMNS = ["candidate", "child_model_id", "origin", "algorithm", "reused", "sqn",
+                     "profit_factor", "trades", "max_drawdown", "weekly_consistency",
+                     "deflated_sharpe", "pareto", "promoted", "reason"]  # fmt: skip
+
+
+def evolution_metadata(selection, home: Path) -> dict[str, dg.MetadataValue]:
+    """A generation: its candidates judged (figures from out-of-sample simulations on the
+    fold's test rows), reuse and trial counts, why it stops, the leader's equity curve."""
+    frame = selection.candidates
+    out: dict[str, dg.MetadataValue] = {
+        "generation": dg.MetadataValue.int(selection.generation + 1),
+        "candidates": dg.MetadataValue.md(
+            "Out of sample: each candidate's best simulation of its walk-forward predictions "
+            "on the fold's test rows. `pareto`: not dominated on SQN x profit factor x "
+            "drawdown.\n\n" + frame[EVOLUTION_COLUMNS].to_markdown(index=False)
+        ),
+        "trained": dg.MetadataValue.int(int((~frame["reused"]).sum())),
+        "reused_models": dg.MetadataValue.int(selection.reused),
+        "trials_so_far": dg.MetadataValue.int(selection.trials),
+        "stop_reason": dg.MetadataValue.text(selection.stop_reason or "continue"),
+        "reason": dg.MetadataValue.text(selection.reason),
+    }
+    if selection.promoted:
+        out["promoted_model"] = dg.MetadataValue.text(selection.promoted["model_id"])
+    for name, png in selection.plots.items():
+        out[f"leader_{name}"] = png_markdown(name, png)
+    return out

@@ -22,6 +22,7 @@ from stock_assets.cli.bars import (
     cmd_symbols,
 )
 from stock_assets.cli.common import EXIT_FAILED, EXIT_USAGE, repair_command
+from stock_assets.cli.evolution import add_evolution_commands
 from stock_assets.cli.models import cmd_mlflow, cmd_models, cmd_train, cmd_train_group
 from stock_assets.cli.research import (
     DEMO_DAYS,
@@ -154,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mlflow.add_argument("--host", default="127.0.0.1")
     mlflow.add_argument("--port", type=int, default=5000)
+
+    add_evolution_commands(add)
 
     demo = add("demo", cmd_demo, "Ingest SPY, QQQ, AAPL, VIXY (synthetic) for recent days.")
     demo.add_argument("--days", type=int, default=DEMO_DAYS)

@@ -1,7 +1,8 @@
 """The model fingerprint: what makes two trainings the same training.
 
 SHA-256 of a canonical JSON of: the sorted feature list, the normalized estimator
-parameters, target, transform, horizon, symbol, context symbols, timeframe, fold,
+parameters (the algorithm's defaults updated by the spec's, so naming a default changes
+nothing), target, transform, horizon, symbol, context symbols, timeframe, fold,
 evaluation mode, seed, and the checksums of the data partitions used. A version number
 is part of it, so a change of this recipe never matches an old fingerprint.
 """
@@ -14,7 +15,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-FINGERPRINT_VERSION = 1
+FINGERPRINT_VERSION = 2  # 2: parameters are the algorithm's defaults updated by the spec's
 
 
 def normalize(value: Any) -> Any:

@@ -310,17 +310,18 @@ def _importance_frame(columns: list[str], shap_abs, permutation, std_coef) -> pd
 
 def explain(
     pipeline: Pipeline, dataset: Dataset, columns: list[str], kind: str, seed: int = 0,
-    max_rows: int = 2000,
+    max_rows: int = 2000, *, shap: bool = True,
 ) -> Explanation:  # fmt: skip
     """Importance of the final pipeline on up to ``max_rows`` test rows (out of sample for a
-    pipeline fitted on train rows), drawn at random with ``seed`` and kept in time order."""
+    pipeline fitted on train rows), drawn at random with ``seed`` and kept in time order.
+    Without ``shap`` only the permutation importance and coefficients are measured."""
     test = np.flatnonzero(dataset.test_rows)
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(test, size=min(len(test), max_rows), replace=False))
     X = dataset.X.iloc[rows][columns]
     labels = dataset.y.iloc[rows].to_numpy(np.float64)
-    values, _ = shap_values(pipeline, X)
-    shap_abs = values.abs().mean().to_numpy()
+    values = shap_values(pipeline, X)[0] if shap else None
+    shap_abs = values.abs().mean().to_numpy() if shap else np.nan
     if kind == "classifier":
         labels = labels.astype(np.int64)
         scoring = "neg_log_loss" if np.unique(labels).size == 2 else "accuracy"
@@ -330,6 +331,10 @@ def explain(
     coef = standardized_coefficients(pipeline, X)
     std_coef = np.nan if coef is None else coef.to_numpy()
     importance = _importance_frame(columns, shap_abs, perm, std_coef)
+    if not shap:
+        importance = importance.sort_values("permutation", ascending=False, kind="stable")
+        return Explanation(importance.reset_index(drop=True), Explanation.empty([]).shap_by_regime,
+                           None)  # fmt: skip
     importance = importance.sort_values("shap_mean_abs", ascending=False, kind="stable")
     return Explanation(
         importance.reset_index(drop=True),

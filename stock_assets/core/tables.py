@@ -1,5 +1,5 @@
 """The records the catalog keeps (ingest status, feature metadata and folds, simulation
-runs), each defined once: columns, types, keys and checks.
+runs, the evolution's lineage), each defined once: columns, types, keys and checks.
 
 DDL is rendered from these definitions per SQL dialect (DuckDB today; PostgreSQL names
 DOUBLE `DOUBLE PRECISION`), so a second backend needs no second copy of any table.
@@ -152,6 +152,116 @@ SIM_RUNS = Table(
     """),
     ("run_id",),
 )
+# The evolution (stock_assets.pipelines.evolution). Keys are deterministic, so a resumed or
+# re-executed evolution rewrites its rows instead of adding copies.
+EVOLUTION_RUNS = Table(
+    "evolution_runs",
+    _columns("""
+        evolution_id VARCHAR
+        dagster_run_id VARCHAR
+        symbol VARCHAR NOT NULL
+        status VARCHAR NOT NULL
+        stop_reason VARCHAR
+        reason VARCHAR
+        max_generations INTEGER NOT NULL
+        current_generation INTEGER
+        best_model_id VARCHAR
+        best_sqn DOUBLE
+        promoted_model_id VARCHAR
+        trials INTEGER
+        seed_model_id VARCHAR
+        mlflow_run_id VARCHAR
+        config VARCHAR NOT NULL
+        created_at TIMESTAMPTZ NOT NULL
+        updated_at TIMESTAMPTZ NOT NULL
+    """),
+    ("evolution_id",),
+)
+EVOLUTION_LOG = Table(
+    "evolution_log",
+    _columns("""
+        evolution_id VARCHAR
+        generation INTEGER
+        candidate INTEGER
+        parent_model_id VARCHAR
+        parent_sqn DOUBLE
+        child_model_id VARCHAR NOT NULL
+        fingerprint VARCHAR NOT NULL
+        reused BOOLEAN NOT NULL
+        origin VARCHAR NOT NULL
+        algorithm VARCHAR NOT NULL
+        params VARCHAR NOT NULL
+        remaining_features VARCHAR NOT NULL
+        pruned_features VARCHAR NOT NULL
+        pruning_reason VARCHAR
+        best_grid_id VARCHAR
+        best_combo INTEGER
+        sqn DOUBLE
+        profit_factor DOUBLE
+        trades INTEGER
+        weekly_consistency DOUBLE
+        max_drawdown DOUBLE
+        excess_vs_buy_hold DOUBLE
+        excess_vs_random DOUBLE
+        deflated_sharpe DOUBLE
+        pareto BOOLEAN NOT NULL
+        trials INTEGER NOT NULL
+        promoted BOOLEAN NOT NULL
+        reason VARCHAR NOT NULL
+        created_at TIMESTAMPTZ NOT NULL
+    """),
+    ("evolution_id", "generation", "candidate"),
+)
+MODEL_FINGERPRINTS = Table(
+    "model_fingerprints",
+    _columns("""
+        fingerprint VARCHAR
+        model_id VARCHAR NOT NULL
+        symbol VARCHAR NOT NULL
+        algorithm VARCHAR NOT NULL
+        features VARCHAR NOT NULL
+        params VARCHAR NOT NULL
+        target VARCHAR NOT NULL
+        transform VARCHAR NOT NULL
+        mlflow_run_id VARCHAR NOT NULL
+        created_at TIMESTAMPTZ NOT NULL
+    """),
+    ("fingerprint",),
+)
+PROMOTED_MODELS = Table(
+    "promoted_models",
+    _columns("""
+        model_id VARCHAR
+        evolution_id VARCHAR NOT NULL
+        generation INTEGER NOT NULL
+        symbol VARCHAR NOT NULL
+        sqn DOUBLE
+        profit_factor DOUBLE
+        trades INTEGER
+        weekly_consistency DOUBLE
+        sharpe DOUBLE
+        total_return DOUBLE
+        excess_vs_buy_hold DOUBLE
+        excess_vs_random DOUBLE
+        deflated_sharpe DOUBLE
+        trials INTEGER NOT NULL
+        threshold DOUBLE
+        regime VARCHAR
+        grid_id VARCHAR NOT NULL
+        combo INTEGER NOT NULL
+        simulation_config VARCHAR NOT NULL
+        features VARCHAR NOT NULL
+        params VARCHAR NOT NULL
+        lineage VARCHAR NOT NULL
+        registered_model VARCHAR
+        registered_version VARCHAR
+        mlflow_run_id VARCHAR NOT NULL
+        promoted_at TIMESTAMPTZ NOT NULL
+    """),
+    ("model_id", "evolution_id"),
+)
 TABLES: dict[str, Table] = {
-    table.name: table for table in (INGEST_STATUS, FEATURE_METADATA, FEATURE_FOLDS, SIM_RUNS)
-}
+    table.name: table
+    for table in (INGEST_STATUS, FEATURE_METADATA, FEATURE_FOLDS, SIM_RUNS, EVOLUTION_RUNS,
+                  EVOLUTION_LOG, MODEL_FINGERPRINTS, PROMOTED_MODELS)
+}  # fmt: skip

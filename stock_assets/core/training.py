@@ -132,7 +132,8 @@ class ModelSpec(DatasetSpec):
     evaluation: walk_forward (default) or folds; refit_every: test episodes per walk-forward
     fit. p_value: the threshold of the pruning report (``importance.prune_features`` on the
     final fit's rows); prune: also apply it, each fit keeping the features significant on
-    its own train rows. seed: same data + spec + seed give identical predictions.
+    its own train rows. seed: same data + spec + seed give identical predictions. shap_rows:
+    test rows SHAP explains (0: none; the permutation importance still is measured).
     """
 
     algorithm: str
@@ -433,7 +434,8 @@ def _train(
     metrics.update(evaluation=spec.evaluation, fits=len(splits), skipped_episodes=len(skipped))
     explanation = imp.Explanation.empty(columns)
     if explain:
-        explanation = imp.explain(final, dataset, columns, spec.kind, spec.seed, spec.shap_rows)
+        explanation = imp.explain(final, dataset, columns, spec.kind, spec.seed,
+                                  spec.shap_rows or 2000, shap=spec.shap_rows > 0)  # fmt: skip
     return TrainedModel(
         spec=spec, pipeline=final, features=columns, oos=oos, metrics=metrics,
         importance=explanation.importance, shap_by_regime=explanation.shap_by_regime,

@@ -27,6 +27,7 @@ from stock_assets.jobs.asset_jobs import (
     regimes_job,
     simulations_job,
 )
+from stock_assets.jobs.evolution import evolution_job
 from stock_assets.jobs.gap_fill import gap_fill_job
 from stock_assets.jobs.grid_search import grid_search_job
 
@@ -117,6 +118,13 @@ def models(symbol: str, configs: list[dict] | None = None, force: bool = False) 
 def grid_search(symbols: list[str], spec: GridSpec) -> Launch:
     config = {"symbols": symbols, **spec.model_dump()}
     return Launch(grid_search_job, {"ops": {"plan_grid_search": {"config": config}}})
+
+
+def evolve(spec: dict, priority: int | None = None) -> Launch:
+    """The evolution job for an EvolutionSpec's fields; `priority` (e.g. from the parent's
+    SQN) orders it among queued runs."""
+    tags = {"dagster/priority": str(priority)} if priority is not None else {}
+    return Launch(evolution_job, {"ops": {"start_evolution": {"config": spec}}}, tags)
 
 
 def gap_fill(symbol: str, start: str | None, end: str | None, max_iterations: int) -> Launch:

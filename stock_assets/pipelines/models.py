@@ -225,13 +225,14 @@ def _train_one(
     force: bool,
     extra_tags: dict[str, str],
 ) -> TrainedRecord:
-    from stock_assets.core.training import train_model
+    from stock_assets.core.training import algorithm, train_model
 
     checksums = {name: warehouse.feature_checksum(name) for name in (symbol, *spec.context)}
+    params = dict(algorithm(spec.algorithm).defaults) | dict(spec.params)
     fingerprint = model_fingerprint(
         symbol=symbol, algorithm=spec.algorithm,
         features=list(spec.features) if spec.features else ["*", *(f"-{c}" for c in spec.exclude)],
-        params=spec.params, target=spec.target, transform=spec.transform, horizon=spec.horizon,
+        params=params, target=spec.target, transform=spec.transform, horizon=spec.horizon,
         context=spec.context, timeframe=spec.timeframe, fold=spec.fold,
         evaluation=spec.evaluation, seed=spec.seed, data_checksums=checksums,
     )  # fmt: skip
@@ -261,4 +262,11 @@ def _train_one(
     log_event(log, "train", f"trained {model_id}", symbol=symbol, run_id=run_id,
               algorithm=spec.algorithm)  # fmt: skip
     model = registry.get(model_id)
+    warehouse.catalog.upsert("model_fingerprints", pd.DataFrame([{
+        "fingerprint": fingerprint, "model_id": model_id, "symbol": symbol,
+        "algorithm": spec.algorithm, "features": json.dumps(sorted(trained.features)),
+        "params": json.dumps(params, sort_keys=True, default=str), "target": spec.target,
+        "transform": spec.transform, "mlflow_run_id": run_id,
+        "created_at": pd.Timestamp.now(tz="UTC"),
+    }]))  # fmt: skip
     return TrainedRecord(model, registry.run_url(symbol, run_id), reused=False, trained=trained)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,7 @@ from stock_assets.core import predictors
 from stock_assets.core.errors import UsageError
 from stock_assets.core.regimes import REGIME_CODES
 from stock_assets.core.sim_results import plot_equity, plot_hit_rate, sim_runs_frame
-from stock_assets.core.simulation import simulate_baselines, simulate_grid
+from stock_assets.core.simulation import GridResult, simulate_baselines, simulate_grid
 from stock_assets.pipelines.models import ModelStore
 from stock_assets.pipelines.specs import GridSpec
 from stock_assets.storage.warehouse import Warehouse
@@ -47,6 +47,7 @@ class GridRun:
     best_combo: int
     plots: dict[str, bytes]
     mlflow_run_id: str | None = None
+    result: GridResult | None = field(default=None, repr=False)  # the curves, in memory
 
     @property
     def model_rows(self) -> pd.DataFrame:
@@ -137,7 +138,7 @@ def run_grid(
     }  # fmt: skip
     rows = pd.concat(parts, ignore_index=True)
     return GridRun(grid_id=run_id, model_id=model_id, rows=rows, best_combo=best, plots=plots,
-                   mlflow_run_id=getattr(predictor, "run_id", None))  # fmt: skip
+                   mlflow_run_id=getattr(predictor, "run_id", None), result=result)  # fmt: skip
 
 
 def _bot_probability(frame: pd.DataFrame, pred: np.ndarray, fold: str) -> np.ndarray:

@@ -169,3 +169,131 @@ class ModelEntry(BaseModel):
             evaluation=self.evaluation, context=tuple(self.context),
             features=tuple(self.features) or None, exclude=tuple(self.exclude), params=params,
         )  # fmt: skip
+
+
+class EvolutionSpec(BaseModel):
+    """An evolution run (see stock_assets.pipelines.evolution). Defaults: the orchestrator
+    notes' (XGBoost, 4 generations, SQN 3-5, profit factor 2-4, 200-10,000 trades, weekly
+    consistency < 0.5), plus a Deflated Sharpe test and the baselines to beat."""
+
+    symbol: str = Field(description="The symbol whose stored features are modelled.")
+    context: list[str] = Field(default=[], description="Up to 3 context symbols, e.g. SPY, QQQ.")
+    algorithms: list[str] = Field(
+        default=["xgboost_regressor"],
+        description="Algorithms of the candidates (cycled): any of `stock-assets train`'s.",
+    )
+    target: str = Field(default="close", description="close, open, high or low.")
+    transform: str = Field(default="log_return", description="log_return, pct_change or price.")
+    horizon: int = Field(default=1, description="Bars ahead (>= 1).")
+    timeframe: str = Field(default="1m", description="1m 5m 15m 30m 1h 4h 8h 1d.")
+    fold: str = Field(default="fold_30_5", description="Fold column of train/test episodes.")
+    refit_every: int = Field(
+        default=1, description="Test episodes per walk-forward fit (more: fewer, faster fits)."
+    )
+    max_generations: int = Field(default=4, description="Generations at most (1..10).")
+    candidates: int = Field(default=5, description="Candidates trained per generation (1..50).")
+    sampler: str = Field(
+        default="random",
+        description="random (independent draws from the search space), tpe (Optuna TPE on "
+        "SQN) or nsga2 (Optuna NSGA-II on SQN x profit factor x drawdown).",
+    )
+    crossover: bool = Field(
+        default=True,
+        description="One candidate per later generation blends the two best models' features.",
+    )
+    seed: int = Field(default=0, description="Seed of the samplers, crossover and models.")
+    seed_features: list[str] = Field(
+        default=[], description="Features of generation 0 (empty: all, or the parent's)."
+    )
+    parent: str = Field(
+        default="", description="A model id to start from: its features and parameters."
+    )
+    thresholds: list[float] = Field(
+        default=[0.0, 0.0001, 0.0003, 0.0005],
+        description="Simulated thresholds (log-return units for regressors).",
+    )
+    regime_configs: list[str] = Field(
+        default=["", "regime_gmm=0", "regime_vix=0,1"],
+        description="Regime whitelists simulated, one grid chunk each (empty: no gating).",
+    )
+    fill_delays: list[int] = Field(
+        default=[4], description="Fill delays in bars (4: the realistic, conservative fill)."
+    )
+    fee_per_trade: float = Field(default=0.02, description="Dollars per fill.")
+    sqn_min: float = 3.0
+    sqn_max: float = 5.0
+    profit_factor_min: float = 2.0
+    profit_factor_max: float = 4.0
+    trades_min: int = 200
+    trades_max: int = 10_000
+    weekly_consistency_max: float = Field(
+        default=0.5, description="std/mean of trades per week must be below this."
+    )
+    dsr_min: float = Field(
+        default=0.95, description="Deflated Sharpe probability the promoted one must reach."
+    )
+    beat_baselines: bool = Field(default=True, description="Must beat buy-and-hold and random.")
+    shap_rows: int = Field(
+        default=1000, description="Test rows explained by SHAP per candidate (0: none)."
+    )
+    evolution_id: str = Field(
+        default="",
+        description="The evolution's id (default: the Dagster run id). The id of a recorded "
+        "evolution resumes it with its stored configuration: its rows are rewritten, its "
+        "models reused.",
+    )
+
+    def criteria(self):
+        from stock_assets.core.evolution import Criteria
+
+        return Criteria(**{name: getattr(self, name) for name in Criteria.names()})
+
+    def check(self) -> None:
+        """Every setting in range; raises before any work starts."""
+        from stock_assets.core.evolution import MAX_GENERATIONS, SAMPLERS, search_space
+
+        if not 1 <= self.max_generations <= MAX_GENERATIONS:
+            raise InvalidSpec(f"max_generations {self.max_generations}: 1..{MAX_GENERATIONS}")
+        if not 1 <= self.candidates <= 50:
+            raise InvalidSpec(f"candidates {self.candidates}: 1..50")
+        if self.sampler not in SAMPLERS:
+            raise InvalidSpec(f"sampler {self.sampler!r}: choose one of {', '.join(SAMPLERS)}")
+        if not self.algorithms:
+            raise InvalidSpec("algorithms: name at least one")
+        for name in self.algorithms:
+            search_space(name)
+        if self.refit_every < 1:
+            raise InvalidSpec(f"refit_every {self.refit_every}: >= 1")
+        if not self.thresholds or not self.regime_configs or not self.fill_delays:
+            raise InvalidSpec("thresholds, regime_configs and fill_delays need a value each")
+        self.criteria()
+        self.grid("").build()
+        for text in self.regime_configs:
+            parse_regime(text)
+        for algorithm in self.algorithms:
+            self.model_spec(algorithm, list(self.seed_features) or None, {})
+
+    def grid(self, regime: str) -> GridSpec:
+        """The simulation grid of one chunk: every threshold and fill over one regime
+        whitelist, on the fold's test rows (where out-of-sample predictions are)."""
+        return GridSpec(
+            thresholds=self.thresholds, zscore=[False], volnorm=[False], regimes=[regime],
+            fill_delays=self.fill_delays, fee_per_trade=self.fee_per_trade, split="test",
+            fold=self.fold,
+        )  # fmt: skip
+
+    def model_spec(self, algorithm: str, features: list[str] | None, params: dict):
+        from stock_assets.core.training import ModelSpec
+
+        return ModelSpec(
+            algorithm=algorithm, target=self.target, transform=self.transform,
+            horizon=self.horizon, timeframe=self.timeframe, fold=self.fold,
+            context=tuple(self.context), features=tuple(features) if features else None,
+            params=params, refit_every=self.refit_every, seed=self.seed,
+            shap_rows=self.shap_rows,
+        )  # fmt: skip
+
+    @property
+    def combinations(self) -> int:
+        """Simulations per candidate (its trials)."""
+        return len(self.thresholds) * len(self.regime_configs) * len(self.fill_delays)

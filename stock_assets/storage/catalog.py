@@ -275,6 +275,15 @@ class Catalog:
             connection.execute("INSERT INTO sim_runs BY NAME SELECT * FROM incoming")
             connection.execute("COMMIT")
 
+    def upsert(self, table: str, rows: pd.DataFrame) -> None:
+        """Insert rows, replacing those with the same primary key (one transaction); a
+        column the rows lack is NULL."""
+        if rows.empty:
+            return
+        with self.writing(table) as connection:
+            connection.register("incoming", rows.reindex(columns=TABLES[table].column_names))
+            connection.execute(f"INSERT OR REPLACE INTO {table} BY NAME SELECT * FROM incoming")
+
     # --- reads: never the catalog file ------------------------------------------------
 
     def read(self, sql: str, params: list | None = None) -> pd.DataFrame:

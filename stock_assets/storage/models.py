@@ -137,6 +137,49 @@ class ModelRegistry:
         client.set_terminated(run_id)
         return run_id
 
+    def evolution_run(self, symbol: str, evolution_id: str, tags: dict[str, str]) -> str:
+        """The MLflow run of an evolution (its candidates' runs nest under it through
+        `mlflow.parentRunId`), found again when the evolution is resumed."""
+        found = self.client.search_runs(
+            [self._experiment_id(symbol)], f"tags.evolution_id = '{_quoted(evolution_id)}' AND "
+            "tags.kind = 'evolution'", max_results=1,
+        )  # fmt: skip
+        if found:
+            return found[0].info.run_id
+        run = self.client.create_run(
+            self._experiment_id(symbol), run_name=f"evolution-{evolution_id[:8]}",
+            tags={**tags, "evolution_id": evolution_id, "kind": "evolution"},
+        )  # fmt: skip
+        return run.info.run_id
+
+    def end_run(self, run_id: str, tags: dict[str, str], metrics: dict[str, float]) -> None:
+        for name, value in tags.items():
+            self.client.set_tag(run_id, name, value)
+        self.log_metrics(run_id, metrics)
+        self.client.set_terminated(run_id)
+
+    def register(self, model: LoggedModel, name: str, alias: str, tags: dict[str, str]) -> str:
+        """A version of registered model `name` from the model's logged artifact, with
+        `tags`, and `alias` moved to it; returns the version."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.create_registered_model(name)
+        except MlflowException as error:
+            if "already exists" not in str(error).lower():
+                raise
+        source = self.client.get_run(model.run_id).info.artifact_uri.rstrip("/") + "/model"
+        for logged in self.client.search_logged_models(
+            experiment_ids=[self._experiment_id(model.symbol)],
+            filter_string=f"source_run_id = '{model.run_id}'", max_results=1,
+        ):  # fmt: skip
+            source = f"models:/{logged.model_id}"
+        version = self.client.create_model_version(
+            name, source, run_id=model.run_id, tags={k: str(v)[:5000] for k, v in tags.items()}
+        ).version
+        self.client.set_registered_model_alias(name, alias, version)
+        return str(version)
+
     def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
         for name, value in numeric(metrics).items():
             self.client.log_metric(run_id, name, value)
@@ -193,14 +236,19 @@ class ModelRegistry:
             path = self.client.download_artifacts(model.run_id, OOS_ARTIFACT, folder)
             return pd.read_parquet(path)
 
-    def top_features(self, model: LoggedModel, count: int) -> list[dict]:
-        """The model's features of largest mean |SHAP| (its importance table)."""
+    def importance(self, model: LoggedModel) -> pd.DataFrame:
+        """The model's importance table (feature, shap_mean_abs, permutation, ...); empty
+        for a model logged without explanations."""
         with tempfile.TemporaryDirectory() as folder:
             try:
                 path = self.client.download_artifacts(model.run_id, "importance.csv", folder)
             except Exception:  # a model logged without explanations
-                return []
-            table = pd.read_csv(path)
+                return pd.DataFrame(columns=["feature"])
+            return pd.read_csv(path)
+
+    def top_features(self, model: LoggedModel, count: int) -> list[dict]:
+        """The model's features of largest mean |SHAP| (its importance table)."""
+        table = self.importance(model)
         if "shap_mean_abs" in table:
             table = table.sort_values("shap_mean_abs", ascending=False)
         return table.head(count).to_dict(orient="records")

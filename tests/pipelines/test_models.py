@@ -54,7 +54,7 @@ def test_a_trained_model_is_logged_reloads_identically_and_is_recognized(stocked
     model = record.model
     assert not record.reused and model.symbol == "SPY"
     assert model.tags["evaluation"] == "walk_forward" and model.tags["context"] == "QQQ"
-    assert model.tags["fingerprint"].startswith("v1-")
+    assert model.tags["fingerprint"].startswith("v2-")
     assert {"oos_hit_rate", "baseline_hit_rate", "oos_rmse", "oos_price_rmse_usd"} <= set(
         model.metrics
     )
