@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "stock_assets"
 
 SNAPSHOT = {
     "assets": ["bars_1m", "derived_bars", "features", "market_regimes", "models", "simulations"],
-    "jobs": ["features_job", "gap_fill_job", "grid_search_job", "ingest_job", "lake_check_job",
+    "jobs": ["evolution_job", "features_job", "gap_fill_job", "grid_search_job", "ingest_job", "lake_check_job",
              "models_job", "regimes_job", "simulations_job"],
     "schedules": ["nightly_schedule"],
     "sensors": ["gap_scanner_sensor"],

@@ -17,8 +17,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-import numpy as np
-
 from stock_assets.core.errors import UsageError
 
 MAX_GENERATIONS = 10
@@ -340,7 +338,10 @@ class Moments:
     days: int
 
 
-def daily_moments(daily_returns: np.ndarray) -> Moments:
+def daily_moments(daily_returns) -> Moments:
+    """The moments of a series of daily returns (NaN dropped)."""
+    import numpy as np
+
     r = np.asarray(daily_returns, dtype=np.float64)
     r = r[np.isfinite(r)]
     if r.size < 2 or r.std(ddof=1) == 0:
