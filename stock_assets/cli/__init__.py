@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from stock_assets.cli.api import add_api_parser
 from stock_assets.cli.bars import (
     cmd_backfill,
     cmd_bars,
@@ -164,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev = add("dev", cmd_dev, "Start the Dagster UI and daemon (default 127.0.0.1:3000).")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=3000)
+    add_api_parser(add)
     return parser
 
 

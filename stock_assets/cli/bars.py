@@ -164,8 +164,8 @@ def cmd_bars(args: argparse.Namespace) -> int:
 def cmd_gaps(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from stock_assets.core import bars as core_bars
     from stock_assets.core import calendar
+    from stock_assets.pipelines.gaps import gap_report
 
     symbol = normalize_symbol(args.symbol)
     warehouse = open_warehouse()
@@ -175,19 +175,9 @@ def cmd_gaps(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     first, last = calendar.parse_range(args.start or stored_days[0], args.end or stored_days[-1])
     days = calendar.sessions(first, last)
-    bars = warehouse.read_bars(symbol, days)
-    missing = core_bars.missing_by_day(bars, days)
-    filled = pd.Series(bars["is_filled"].to_numpy()).groupby(core_bars.bar_days(bars["ts"])).sum()
-    rows = [
-        {"date": day.isoformat(), "missing_minutes": missing[day],
-         "filled_minutes": int(filled.get(day, 0)), "stored": day in set(stored_days)}
-        for day in days
-        if missing[day] or filled.get(day, 0) or day not in set(stored_days)
-    ]  # fmt: skip
+    rows, missing, filled = gap_report(warehouse, symbol, days)
     emit(pd.DataFrame(rows), args.format)
-    total = sum(missing.values())
-    echo(f"{symbol}: {len(days)} sessions, {total} missing minutes, "
-           f"{int(filled.sum())} filled minutes")  # fmt: skip
+    echo(f"{symbol}: {len(days)} sessions, {missing} missing minutes, {filled} filled minutes")
     return EXIT_OK
 
 

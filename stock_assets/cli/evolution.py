@@ -146,8 +146,10 @@ def cmd_evolve(args: argparse.Namespace) -> int:
         config["evolution_id"] = str(uuid.uuid4())
     priority = None
     if config.get("parent"):
+        from stock_assets.pipelines.evolution import parent_record
+
         parent = registry().get(config["parent"])  # an unknown parent fails here
-        sqn = parent.metrics.get("sim_best_sqn")
+        sqn = parent_record(warehouse, parent)[0]
         priority = max(-1000, min(1000, round(10 * sqn))) if sqn is not None else None
     evolution_id = config["evolution_id"]
     echo(
@@ -208,7 +210,7 @@ def _progress(warehouse, evolution_id: str, since, done: threading.Event) -> Non
 
 
 def _show_run(warehouse, evolution_id: str, fmt: str) -> int:
-    from stock_assets.pipelines.evolution import generation_summary
+    from stock_assets.pipelines.lineage import generation_summary
 
     run = warehouse.catalog.read(
         "SELECT * FROM evolution_runs WHERE evolution_id = ?", [evolution_id]
@@ -260,7 +262,7 @@ def cmd_promoted(args: argparse.Namespace) -> int:
 
 
 def cmd_lineage(args: argparse.Namespace) -> int:
-    from stock_assets.pipelines.evolution import lineage
+    from stock_assets.pipelines.lineage import lineage
 
     steps = lineage(open_warehouse(), args.model_id, registry())
     if args.format == "json":

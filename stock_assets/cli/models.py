@@ -52,7 +52,7 @@ def model_config(args: argparse.Namespace, **overrides: object) -> dict:
     return config
 
 
-def _check_inputs(symbol: str, context: list[str], parent: str | None) -> None:
+def check_inputs(symbol: str, context: list[str], parent: str | None) -> None:
     warehouse = open_warehouse()
     for name in (symbol, *context):
         if not warehouse.feature_days(name):
@@ -68,7 +68,7 @@ def train_models(symbol: str, configs: list[dict], force: bool = False) -> int:
     """Materialize the `models` asset of a symbol for these specs; print each model."""
     from stock_assets.jobs import launcher as launches
 
-    _check_inputs(symbol, configs[0].get("context", []), configs[0].get("parent") or None)
+    check_inputs(symbol, configs[0].get("context", []), configs[0].get("parent") or None)
     outcome = launch(launches.models(symbol, configs, force=force))
     if not outcome.success:
         print(f"stock-assets: training {symbol} failed: {outcome.failure_reason()}",

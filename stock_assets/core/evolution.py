@@ -400,7 +400,8 @@ def judge(
 
 def best_row(rows: Sequence[Mapping[str, Any]], criteria: Criteria) -> Mapping[str, Any] | None:
     """The row with the highest SQN among those meeting the criteria and beating the
-    baselines, else among those meeting the criteria, else among all (NaN never wins)."""
+    baselines, else among those meeting the criteria, else among those with a trade count
+    in range (a few lucky trades make no leader), else among all (NaN never wins)."""
 
     def ranked(pool):  # noqa: E306
         finite = [r for r in pool if _number(r.get("sqn")) is not None]
@@ -408,7 +409,11 @@ def best_row(rows: Sequence[Mapping[str, Any]], criteria: Criteria) -> Mapping[s
 
     meeting = [r for r in rows if not criteria.failures(r)]
     beating = [r for r in meeting if not criteria.baseline_failures(r)]
-    return ranked(beating) or ranked(meeting) or ranked(rows)
+    trading = [
+        r for r in rows
+        if criteria.trades_min <= (_number(r.get("trades")) or 0) <= criteria.trades_max
+    ]  # fmt: skip
+    return ranked(beating) or ranked(meeting) or ranked(trading) or ranked(rows)
 
 
 def pareto_front(points: Sequence[Sequence[float]]) -> list[int]:

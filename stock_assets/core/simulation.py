@@ -102,8 +102,10 @@ class GridResult:
         return pd.DataFrame(rows)
 
     def best(self, metric: str) -> int:
-        """Index of the best combination by `metric` (NaN never wins)."""
+        """Index of the best combination by `metric` (NaN never wins; all NaN: 0)."""
         values = self.table()[metric].astype(float)
+        if values.isna().all():
+            return 0
         return int(values.idxmin() if metric in metrics.LOWER_IS_BETTER else values.idxmax())
 
     def fills(self, combo: int) -> pd.DataFrame:

@@ -108,7 +108,6 @@ def simulations(symbol: str, spec: GridSpec | None = None) -> Launch:
     return Launch(simulations_job, config, partition_key=symbol)
 
 
-
 def models(symbol: str, configs: list[dict] | None = None, force: bool = False) -> Launch:
     """The `models` asset of one symbol: these model specs (default: the asset's set)."""
     config = {"force": force} | ({"models": configs} if configs else {})
@@ -173,9 +172,12 @@ class RunOutcome:
         return False
 
     def failure_reason(self) -> str:
-        """The error message of the run's first failed step, or of the run itself."""
+        """The error message of the run's first failed step (for a step that exhausted its
+        retries, of its last attempt), or of the run itself."""
+        retried = {e.step_key: e.step_retry_data.error
+                   for e in self.events(dg.DagsterEventType.STEP_UP_FOR_RETRY)}  # fmt: skip
         for event in self.events(dg.DagsterEventType.STEP_FAILURE):
-            error = event.step_failure_data.error
+            error = retried.get(event.step_key) or event.step_failure_data.error
             if error is not None:
                 return _user_message(error)
         for event in self.events(dg.DagsterEventType.RUN_FAILURE):
@@ -185,7 +187,9 @@ class RunOutcome:
 
 
 def _user_message(error) -> str:
-    while error.cause is not None and error.cls_name.startswith("Dagster"):
+    while error.cause is not None and (
+        error.cls_name.startswith("Dagster") or error.cls_name == "RetryRequestedFromPolicy"
+    ):
         error = error.cause  # Dagster wraps the user's exception
     line = error.message.strip().splitlines()[-1]
     kind, _, text = line.partition(": ")

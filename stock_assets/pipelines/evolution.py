@@ -23,6 +23,7 @@ import pandas as pd
 from stock_assets.core import evolution as evo
 from stock_assets.core.errors import UsageError
 from stock_assets.logs import get_logger, log_event
+from stock_assets.pipelines.lineage import lineage
 from stock_assets.pipelines.models import TrainedModels, train
 from stock_assets.pipelines.specs import EvolutionSpec
 
@@ -164,8 +165,9 @@ def start(
             raise UsageError(f"parent {spec.parent} models {parent.symbol}, not {spec.symbol}")
         first.parent_id, first.parent_algorithm = parent.model_id, parent.tags.get("algorithm")
         first.parent_params = model_params(parent)
-        first.parent_sqn = parent.metrics.get("sim_best_sqn")
         first.features = first.features or json.loads(parent.tags.get("features", "[]")) or None
+        # the trials that led to the parent count for its descendants' Deflated Sharpe
+        first.parent_sqn, first.trials = parent_record(warehouse, parent)
     config = spec.model_dump_json()
     first.mlflow_run_id = registry.evolution_run(
         spec.symbol,
@@ -194,6 +196,19 @@ def start(
         symbol=spec.symbol,
     )
     return first
+
+
+def parent_record(warehouse: Warehouse, parent: LoggedModel) -> tuple[float | None, int]:
+    """A parent's best SQN (from its evolution, else its simulations' `sim_best_sqn`) and
+    the trials of the evolution that made it (0 for a model trained outside one)."""
+    known = warehouse.catalog.read(
+        "SELECT sqn, trials FROM evolution_log WHERE child_model_id = ? "
+        "ORDER BY trials DESC LIMIT 1", [parent.model_id],
+    )  # fmt: skip
+    if known.empty:
+        return parent.metrics.get("sim_best_sqn"), 0
+    sqn = known["sqn"].iloc[0]
+    return (float(sqn) if pd.notna(sqn) else None), int(known["trials"].iloc[0])
 
 
 def model_params(model: LoggedModel) -> dict[str, Any]:
@@ -393,7 +408,8 @@ def select(
     warehouse.catalog.replace_sim_runs(rows)
     grids = {o.grid_id: o for o in outcomes}
     model_rows = rows[rows["grid_id"].isin(list(grids))]
-    trials = gen.trials + len(trained) * spec.combinations
+    per_model = model_rows.groupby("model_id").size()
+    trials = gen.trials + sum(int(per_model.get(t.model_id, 0)) for t in trained)
     sharpes = gen.sharpes + [float(s) / math.sqrt(252) for s in model_rows["sharpe"] if pd.notna(s)]
     sr_variance = float(np.var(sharpes, ddof=1)) if len(sharpes) > 1 else 0.0
     judged = []
@@ -666,72 +682,3 @@ def _promote(
         symbol=spec.symbol,
     )
     return row
-
-
-# --- reading the lineage --------------------------------------------------------------------
-
-
-def lineage(
-    warehouse: Warehouse, model_id: str, registry: ModelRegistry | None = None
-) -> list[dict]:
-    """The ancestry of a model back to its seed, the model first: per step its evolution,
-    generation, parent, what was pruned to make it and its best figures. A model trained
-    outside an evolution continues through its MLflow `parent` tag when `registry` is given."""
-    steps, seen, current = [], set(), model_id
-    while current and current not in seen:
-        seen.add(current)
-        found = warehouse.catalog.read(
-            "SELECT * FROM evolution_log WHERE child_model_id = ? ORDER BY created_at LIMIT 1",
-            [current],
-        )
-        if not found.empty:
-            row = found.iloc[0]
-            steps.append(
-                {
-                    "model_id": current,
-                    "evolution_id": row["evolution_id"],
-                    "generation": int(row["generation"]),
-                    "parent": row["parent_model_id"],
-                    "pruned": json.loads(row["pruned_features"]),
-                    "origin": row["origin"],
-                    "features": len(json.loads(row["remaining_features"])),
-                    "sqn": row["sqn"],
-                    "reason": row["reason"],
-                }
-            )
-            current = row["parent_model_id"]
-            continue
-        parent = None
-        if registry is not None:
-            parent = registry.get(current).parent
-        steps.append(
-            {
-                "model_id": current,
-                "evolution_id": None,
-                "generation": None,
-                "parent": parent,
-                "pruned": {},
-                "origin": "trained",
-                "features": None,
-                "sqn": None,
-                "reason": "",
-            }
-        )
-        current = parent
-    return steps
-
-
-def generation_summary(warehouse: Warehouse, evolution_id: str, top: int = 3) -> pd.DataFrame:
-    """Each generation's `top` candidates by SQN."""
-    return warehouse.catalog.read(
-        """
-        SELECT generation, candidate, child_model_id, origin, reused, sqn, profit_factor,
-               trades, max_drawdown, weekly_consistency, deflated_sharpe, pareto, promoted,
-               reason
-        FROM (SELECT *, row_number() OVER (PARTITION BY generation
-                                           ORDER BY sqn DESC NULLS LAST) AS rank
-              FROM evolution_log WHERE evolution_id = ?)
-        WHERE rank <= ? ORDER BY generation, rank
-        """,
-        [evolution_id, top],
-    )

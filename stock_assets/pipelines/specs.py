@@ -220,12 +220,12 @@ class EvolutionSpec(BaseModel):
         default=[4], description="Fill delays in bars (4: the realistic, conservative fill)."
     )
     fee_per_trade: float = Field(default=0.02, description="Dollars per fill.")
-    sqn_min: float = 3.0
-    sqn_max: float = 5.0
-    profit_factor_min: float = 2.0
-    profit_factor_max: float = 4.0
-    trades_min: int = 200
-    trades_max: int = 10_000
+    sqn_min: float = Field(default=3.0, description="Promotion: SQN at least this.")
+    sqn_max: float = Field(default=5.0, description="Promotion: SQN at most this (too good).")
+    profit_factor_min: float = Field(default=2.0, description="Promotion: profit factor from.")
+    profit_factor_max: float = Field(default=4.0, description="Promotion: profit factor up to.")
+    trades_min: int = Field(default=200, description="Promotion: round trips at least.")
+    trades_max: int = Field(default=10_000, description="Promotion: round trips at most.")
     weekly_consistency_max: float = Field(
         default=0.5, description="std/mean of trades per week must be below this."
     )
@@ -292,8 +292,3 @@ class EvolutionSpec(BaseModel):
             params=params, refit_every=self.refit_every, seed=self.seed,
             shap_rows=self.shap_rows,
         )  # fmt: skip
-
-    @property
-    def combinations(self) -> int:
-        """Simulations per candidate (its trials)."""
-        return len(self.thresholds) * len(self.regime_configs) * len(self.fill_delays)

@@ -144,6 +144,10 @@ def test_the_best_row_prefers_rows_that_pass():
     nan = {**passing, "sqn": float("nan")}
     assert evo.best_row([too_good, passing, nan], criteria) is passing
     assert evo.best_row([too_good, nan], criteria) is too_good
+    lucky = {**passing, "sqn": 8.0, "trades": 4}
+    busy = {**passing, "sqn": 1.1, "profit_factor": 1.2}
+    assert evo.best_row([lucky, busy], criteria) is busy
+    assert evo.best_row([lucky], criteria) is lucky
     assert evo.best_row([nan], criteria) is None
 
 

@@ -476,6 +476,13 @@ def test_each_combination_of_a_grid_equals_the_combination_run_alone():
             assert value == alone[name] or both_nan, (name, value, alone[name], run.params)
 
 
+def test_a_grid_without_any_trade_has_no_best_but_the_first():
+    close = np.linspace(40.0, 41.0, 50)
+    grid = SimGrid(thresholds=(0.01, 0.02), fills=(sim.FILL_AT_CLOSE,))
+    result = sim.simulate_grid(_bars(close), np.zeros(50), grid)
+    assert result.table()["sqn"].isna().all() and result.best("sqn") == 0
+
+
 def test_classifier_grids_collapse_thresholds_and_filters():
     grid = SimGrid(target_kind="classifier", thresholds=(0.0, 0.1), zscore=(False, True))
     combos = grid.combinations()

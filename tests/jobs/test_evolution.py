@@ -309,3 +309,64 @@ def test_the_samplers_run_and_nsga2_reports_its_pareto_front(lab):
     assert log["pareto"].any() and len(log) == 6
     params = [json.loads(p)["alpha"] for p in log["params"]]
     assert set(params) <= {0.01, 0.1, 1.0, 10.0, 100.0, 1000.0}
+
+
+def test_an_evolution_from_a_parent_counts_its_lineage_trials_and_runs_by_its_sqn(lab, noise_run):
+    from stock_assets.cli.common import dagster_instance
+
+    log = read(lab, "SELECT * FROM evolution_log WHERE evolution_id = ?", [noise_run])
+    parent = log[log["generation"] == 2].sort_values("sqn", ascending=False).iloc[0]
+    code, evolution_id = evolve(
+        "NOISE", "--parent", parent["child_model_id"], *FAST, "--generations", "1",
+        "--candidates", "1",
+    )  # fmt: skip
+    assert code == 0
+    (row,) = read(lab, "SELECT * FROM evolution_log WHERE evolution_id = ?",
+                  [evolution_id]).to_dict(orient="records")  # fmt: skip
+    assert row["origin"] == "elite" and row["reused"]  # the parent itself: nothing trained
+    assert row["child_model_id"] == parent["child_model_id"]
+    assert row["trials"] == parent["trials"] + 12
+    assert row["parent_sqn"] == pytest.approx(parent["sqn"])
+    (run,) = dagster_instance().get_runs(
+        dg_filter(tags={"kind": "evolution"}), limit=1
+    )  # the newest evolution run
+    assert run.tags["dagster/priority"] == str(round(10 * parent["sqn"]))
+
+
+def dg_filter(**fields):
+    import dagster as dg
+
+    return dg.RunsFilter(**fields)
+
+
+def test_the_api_serves_evolutions_generations_and_the_hall_of_fame(lab, planted_run, noise_run):
+    from fastapi.testclient import TestClient
+
+    from stock_assets.api.app import create_app
+
+    client = TestClient(create_app(token=""))
+    (promoted,) = client.get("/promoted", params={"symbol": "spy"}).json()["rows"]
+    assert promoted["evolution_id"] == planted_run and "rsi_14" in promoted["features"]
+    detail = client.get(f"/promoted/{promoted['model_id']}").json()
+    assert detail["promoted"]["simulation_config"]["split"] == "test"
+    assert detail["lineage"][0]["model_id"] == promoted["model_id"]
+    assert client.get("/promoted/SPY-ridge_regression-00000000").status_code == 404
+    shown = client.get(f"/runs/{noise_run}/generations").json()
+    assert shown["evolution"]["stop_reason"] == "max_generations"
+    assert [g["generation"] for g in shown["generations"]] == [0, 0, 1, 1, 2, 2]
+    assert isinstance(shown["generations"][2]["pruned_features"], dict)
+    assert client.get("/runs/not-a-uuid/generations").status_code == 422
+    ids = {r["evolution_id"] for r in client.get("/evolutions").json()["rows"]}
+    assert {planted_run, noise_run} <= ids
+    bad = client.post("/evolve", json={"symbol": "SPY", "sqn_min": 5, "sqn_max": 3})
+    assert bad.status_code == 422 and "sqn_min 5.0 > sqn_max 3.0" in bad.json()["error"]
+    assert client.post("/evolve", json={"symbol": "NOFEAT"}).status_code == 404
+    started = client.post("/evolve", json={
+        "symbol": "NOISE", "algorithms": ["ridge_regression"], "fold": "fold_2_1",
+        "max_generations": 1, "candidates": 1, "shap_rows": 0,
+    })  # fmt: skip
+    assert started.status_code == 202 and started.json()["status"] == "SUCCESS"
+    evolution_id = started.json()["outputs"]["evolution_id"]
+    assert client.get(f"/runs/{evolution_id}/generations").json()["evolution"]["status"] == (
+        "COMPLETED"
+    )

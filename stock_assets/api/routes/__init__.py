@@ -1,0 +1,1 @@
+"""One router per area: symbols and bars, features, work (runs launched), results."""

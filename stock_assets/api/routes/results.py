@@ -1,0 +1,230 @@
+"""Results: Dagster runs, the simulation leaderboard, trained models, the platform's
+status (daemons, sensors' and schedules' ticks, freshness) and counts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query
+
+from stock_assets.api import common
+from stock_assets.api.common import Limit, Offset
+from stock_assets.api.errors import NotFound, responses
+from stock_assets.api.schemas import (
+    DaemonInfo,
+    Freshness,
+    Health,
+    InstigatorInfo,
+    Leaderboard,
+    ModelDetail,
+    ModelsPage,
+    ModelSummary,
+    RunInfo,
+    RunsPage,
+    Stats,
+    Status,
+)
+from stock_assets.core.errors import UsageError
+from stock_assets.core.symbols import normalize_symbol
+
+router = APIRouter(tags=["results"], responses=responses(422))
+# dagster.DagsterRunStatus, spelled out so that building the app does not import dagster
+RUN_STATUSES = ("QUEUED", "NOT_STARTED", "MANAGED", "STARTING", "STARTED", "SUCCESS",
+                "FAILURE", "CANCELING", "CANCELED")  # fmt: skip
+RunStatus = Literal[RUN_STATUSES]  # type: ignore[valid-type]
+RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,199}")
+OptionalSymbol = Annotated[str | None, Query(json_schema_extra=common.SYMBOL_SCHEMA)]
+
+
+@router.get("/health")
+def health() -> Health:
+    """The API answers (it touches neither Dagster nor the warehouse)."""
+    return Health()
+
+
+def _time(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        value = dt.datetime.fromtimestamp(value, dt.UTC)
+    return common.json_value(value)
+
+
+def _run_info(record) -> RunInfo:
+    run = record.dagster_run
+    return RunInfo(
+        run_id=run.run_id, job=run.job_name, status=run.status.value,
+        dagster_url=common.dagster_url(run.run_id), tags=dict(run.tags),
+        created_at=_time(record.create_timestamp), updated_at=_time(record.update_timestamp),
+        started_at=_time(record.start_time), ended_at=_time(record.end_time),
+    )  # fmt: skip
+
+
+@router.get("/runs")
+def runs(
+    status: Annotated[RunStatus | None, Query(description="Only runs in this status.")] = None,
+    job: Annotated[str | None, Query(description="Only runs of this job.", max_length=100)] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> RunsPage:
+    """Dagster runs of the instance, newest first."""
+    import dagster as dg
+
+    filters = dg.RunsFilter(
+        statuses=[dg.DagsterRunStatus(status)] if status else [], job_name=job or None
+    )
+    instance = common.instance()
+    records = instance.get_run_records(filters, limit=offset + limit)[offset:]
+    return RunsPage(total=instance.get_runs_count(filters), limit=limit, offset=offset,
+                    runs=[_run_info(record) for record in records])  # fmt: skip
+
+
+@router.get("/runs/{run_id}", responses=responses(404))
+def run(
+    run_id: Annotated[str, Path(json_schema_extra={"pattern": f"^{RUN_ID.pattern}$"})],
+) -> RunInfo:
+    """One Dagster run: status, tags and times."""
+    if not RUN_ID.fullmatch(run_id):
+        raise UsageError(f"run id {run_id!r}: a Dagster run id (a lower-case UUID)")
+    record = common.instance().get_run_record_by_id(run_id)
+    if record is None:
+        raise NotFound(f"no run {run_id} (GET /runs)")
+    return _run_info(record)
+
+
+@router.get("/leaderboard")
+def leaderboard(
+    symbol: OptionalSymbol = None,
+    by: Annotated[
+        str, Query(description="A rankable metric: sqn, sharpe, total_return...")
+    ] = "sqn",
+    limit: Annotated[int, Query(ge=1, le=common.MAX_LIMIT)] = 20,
+    offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
+) -> Leaderboard:
+    """Stored simulations (sim_runs rows), best first by a metric."""
+    symbol = normalize_symbol(symbol) if symbol is not None else None
+    board = common.warehouse().catalog.leaderboard(by, symbol, offset + limit)
+    rows = common.records(board.iloc[offset:])
+    return Leaderboard(by=by, symbol=symbol, limit=limit, offset=offset, rows=rows)
+
+
+def _summary(model) -> dict:
+    return {"model_id": model.model_id, "symbol": model.symbol, "mlflow_run_id": model.run_id,
+            "parent": model.parent, "group_id": model.tags.get("group_id") or None,
+            "algorithm": model.tags.get("algorithm"), "target": model.tags.get("target"),
+            "evaluation": model.tags.get("evaluation"), "metrics": model.metrics}  # fmt: skip
+
+
+@router.get("/models")
+def models(symbol: OptionalSymbol = None, limit: Limit = 100, offset: Offset = 0) -> ModelsPage:
+    """Trained models (oldest first), with parent and group for the tree."""
+    symbol = normalize_symbol(symbol) if symbol is not None else None
+    found = common.registry().models(symbol)
+    shown = [ModelSummary(**_summary(m)) for m in common.page(found, limit, offset)]
+    return ModelsPage(total=len(found), limit=limit, offset=offset, models=shown)
+
+
+@router.get("/models/{model_id}", responses=responses(404))
+def model(
+    model_id: Annotated[str, Path(json_schema_extra={"pattern": f"^{MODEL_ID.pattern}$"})],
+) -> ModelDetail:
+    """One model: its MLflow run and link, tags, parameters, metrics, top features."""
+    from stock_assets.storage.models import UnknownModelId
+
+    if not MODEL_ID.fullmatch(model_id):
+        raise UsageError(f"model id {model_id!r}: e.g. SPY-ridge_regression-1a2b3c4d")
+    registry = common.registry()
+    try:
+        found = registry.get(model_id)
+    except UnknownModelId as error:
+        raise NotFound(str(error)) from None
+    top = [{k: common.json_value(v) for k, v in row.items()}
+           for row in registry.top_features(found, 10)]  # fmt: skip
+    return ModelDetail(**_summary(found), url=registry.run_url(found.symbol, found.run_id),
+                       tags=found.tags, params=found.params, top_features=top)  # fmt: skip
+
+
+@router.get("/status")
+def status() -> Status:
+    """Daemon health, the last tick of each sensor and schedule the instance knows, and
+    each symbol's freshness (newest stored bar, lag)."""
+    from dagster._daemon.controller import get_daemon_statuses
+
+    instance = common.instance()
+    kinds = instance.get_required_daemon_types()
+    daemons = [
+        DaemonInfo(daemon=name, required=found.required, healthy=found.healthy,
+                   last_heartbeat=_time(found.last_heartbeat.timestamp
+                                        if found.last_heartbeat else None))
+        for name, found in sorted(get_daemon_statuses(instance, kinds).items())
+    ]  # fmt: skip
+    return Status(
+        daemons=daemons,
+        daemons_healthy=all(d.healthy for d in daemons if d.required),
+        instigators=_instigators(instance),
+        symbols=[_freshness(symbol) for symbol in _symbols(instance)],
+    )
+
+
+def _instigators(instance) -> list[InstigatorInfo]:
+    found = []
+    for state in instance.all_instigator_state():
+        ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1)
+        tick = ticks[0] if ticks else None
+        found.append(InstigatorInfo(
+            name=state.name, kind=state.instigator_type.value.lower(), status=state.status.value,
+            last_tick=_time(tick.timestamp) if tick else None,
+            last_tick_status=tick.status.value if tick else None,
+        ))  # fmt: skip
+    return sorted(found, key=lambda i: (i.kind, i.name))
+
+
+def _symbols(instance) -> list[str]:
+    from stock_assets.core.symbols import SYMBOL_PATTERN
+
+    keys = instance.get_dynamic_partitions("symbols")
+    return sorted(key for key in keys if SYMBOL_PATTERN.fullmatch(key))
+
+
+def _freshness(symbol: str) -> Freshness:
+    import pandas as pd
+
+    from stock_assets.core import calendar
+
+    newest = common.warehouse().latest_bars(symbol, "1m", 1)
+    if newest is None:
+        return Freshness(symbol=symbol, last_bar=None, lag_seconds=None, sessions_behind=None)
+    last = newest.column("ts")[0].as_py()
+    now = dt.datetime.now(dt.UTC)
+    today = pd.Timestamp.now(calendar.EXCHANGE_TZ).date()
+    last_day = pd.Timestamp(last).tz_convert(calendar.EXCHANGE_TZ).date()
+    behind = calendar.sessions(last_day + dt.timedelta(days=1), today) if last_day < today else []
+    return Freshness(symbol=symbol, last_bar=_time(last),
+                     lag_seconds=round((now - last).total_seconds(), 3),
+                     sessions_behind=len(behind))  # fmt: skip
+
+
+@router.get("/stats")
+def stats() -> Stats:
+    """Counts: symbols, stored bar and feature days, sim_runs rows, models, runs."""
+    import dagster as dg
+
+    instance = common.instance()
+    store = common.warehouse()
+    symbols = _symbols(instance)
+    sim_runs = store.catalog.read("SELECT count(*) AS n FROM sim_runs")["n"].iloc[0]
+    runs = {
+        status: instance.get_runs_count(dg.RunsFilter(statuses=[dg.DagsterRunStatus(status)]))
+        for status in RUN_STATUSES
+    }
+    return Stats(
+        symbols=len(symbols),
+        bar_days=sum(len(store.bar_days(s)) for s in symbols),
+        feature_days=sum(len(store.feature_days(s)) for s in symbols),
+        sim_runs=int(sim_runs),
+        models=len(common.registry().models()),
+        runs={status: count for status, count in runs.items() if count},
+    )
