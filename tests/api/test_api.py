@@ -17,7 +17,8 @@ PATHS = {
     "/status", "/stats", "/features/options", "/features/symbols", "/features/columns",
     "/features/{symbol}", "/symbols", "/symbols/{symbol}", "/bars/{symbol}", "/gaps/{symbol}",
     "/ingest-status/{symbol}", "/ingest/{symbol}", "/backfill/{symbol}",
-    "/features/{symbol}/rebuild", "/simulate/{symbol}", "/train/{symbol}",
+    "/features/{symbol}/rebuild", "/simulate/{symbol}", "/train/{symbol}", "/evolve",
+    "/evolutions", "/runs/{evolution_id}/generations", "/promoted", "/promoted/{model_id}",
 }  # fmt: skip
 
 
