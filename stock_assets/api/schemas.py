@@ -156,6 +156,9 @@ class RunInfo(BaseModel):
     updated_at: str | None
     started_at: str | None
     ended_at: str | None
+    evolution: dict[str, Any] | None = Field(
+        default=None, description="For an evolution_job run: its evolution_runs row."
+    )
 
 
 class RunsPage(BaseModel):

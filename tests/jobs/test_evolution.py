@@ -367,6 +367,8 @@ def test_the_api_serves_evolutions_generations_and_the_hall_of_fame(lab, planted
     })  # fmt: skip
     assert started.status_code == 202 and started.json()["status"] == "SUCCESS"
     evolution_id = started.json()["outputs"]["evolution_id"]
+    run = client.get(f"/runs/{started.json()['run_id']}").json()
+    assert run["job"] == "evolution_job" and run["evolution"]["evolution_id"] == evolution_id
     assert client.get(f"/runs/{evolution_id}/generations").json()["evolution"]["status"] == (
         "COMPLETED"
     )

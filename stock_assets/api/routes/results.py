@@ -92,7 +92,13 @@ def run(
     record = common.instance().get_run_record_by_id(run_id)
     if record is None:
         raise NotFound(f"no run {run_id} (GET /runs)")
-    return _run_info(record)
+    info = _run_info(record)
+    if info.job == "evolution_job":  # its lineage: GET /runs/{evolution_id}/generations
+        found = common.warehouse().catalog.read(
+            "SELECT * EXCLUDE (config) FROM evolution_runs WHERE dagster_run_id = ?", [run_id]
+        )
+        info.evolution = common.records(found)[0] if len(found) else None
+    return info
 
 
 @router.get("/leaderboard")
