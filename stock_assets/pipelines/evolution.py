@@ -35,6 +35,11 @@ log = get_logger(__name__)
 
 REGISTERED_PREFIX = "stock-assets-"
 CHAMPION = "champion"
+FIGURES = ("sqn", "profit_factor", "trades", "weekly_consistency", "max_drawdown",
+           "excess_vs_buy_hold", "excess_vs_random")  # fmt: skip
+SIM_CONFIG = ("grid_id", "combo", "threshold", "regime_column", "regime_allowed", "fill_delay",
+              "fill_price", "fee_per_trade", "fee_bps", "zscore", "volnorm", "start_ts",
+              "end_ts")  # fmt: skip
 
 
 @dataclass
@@ -144,12 +149,8 @@ def start(
             spec = EvolutionSpec(
                 **{**json.loads(stored["config"].iloc[0]), "evolution_id": spec.evolution_id}
             )
-    spec = spec.model_copy(
-        update={
-            "symbol": normalize_symbol(spec.symbol),
-            "context": normalize_symbols(spec.context) if spec.context else [],
-        }
-    )
+    context = normalize_symbols(spec.context) if spec.context else []
+    spec = spec.model_copy(update={"symbol": normalize_symbol(spec.symbol), "context": context})
     spec.check()
     for name in (spec.symbol, *spec.context):
         if not warehouse.feature_days(name):
@@ -169,32 +170,14 @@ def start(
         # the trials that led to the parent count for its descendants' Deflated Sharpe
         first.parent_sqn, first.trials = parent_record(warehouse, parent)
     config = spec.model_dump_json()
-    first.mlflow_run_id = registry.evolution_run(
-        spec.symbol,
-        evolution_id,
-        {
-            "symbol": spec.symbol,
-            "dagster_run_id": dagster_run_id,
-            "config": config[:5000],
-            "seed_model_id": spec.parent,
-        },
-    )
-    _record_run(
-        warehouse,
-        evolution_id,
-        spec,
-        dagster_run_id,
-        first.mlflow_run_id,
-        status="RUNNING",
-        current_generation=0,
-    )
-    log_event(
-        log,
-        "evolve",
-        f"evolution {evolution_id} started: {spec.max_generations} "
-        f"generations x {spec.candidates} candidates",
-        symbol=spec.symbol,
-    )
+    first.mlflow_run_id = registry.evolution_run(spec.symbol, evolution_id, {
+        "symbol": spec.symbol, "dagster_run_id": dagster_run_id, "config": config[:5000],
+        "seed_model_id": spec.parent,
+    })  # fmt: skip
+    _record_run(warehouse, evolution_id, spec, dagster_run_id, first.mlflow_run_id,
+                status="RUNNING", current_generation=0)  # fmt: skip
+    log_event(log, "evolve", f"evolution {evolution_id} started: {spec.max_generations} "
+              f"generations x {spec.candidates} candidates", symbol=spec.symbol)  # fmt: skip
     return first
 
 
@@ -439,73 +422,36 @@ def select(
     reason = _reason(stop, promoted, leader_row)
     best_sqn = _sqn(leader_row[1]) if leader_row else math.nan
     history = gen.history + [
-        {
-            "algorithm": t.candidate.algorithm,
-            "params": t.candidate.params,
-            "objectives": list(evo.objectives(best)),
-        }
+        {"algorithm": t.candidate.algorithm, "params": t.candidate.params,
+         "objectives": list(evo.objectives(best))}
         for t, best, _ in judged
-    ]
+    ]  # fmt: skip
     next_gen = None
     if stop is None:
         leader = leader_row[0]
         next_gen = Generation(
-            gen.evolution_id,
-            gen.spec,
-            gen.generation + 1,
-            gen.mlflow_run_id,
-            features=pruning.kept,
-            partner=partner,
-            parent_id=leader.model_id,
-            parent_sqn=best_sqn,
-            parent_algorithm=leader.candidate.algorithm,
-            parent_params=leader.candidate.params,
-            pruned=pruning.pruned,
-            history=history,
-            trials=trials,
-            sharpes=sharpes,
-        )
+            gen.evolution_id, gen.spec, gen.generation + 1, gen.mlflow_run_id,
+            features=pruning.kept, partner=partner, parent_id=leader.model_id,
+            parent_sqn=best_sqn if math.isfinite(best_sqn) else None,
+            parent_algorithm=leader.candidate.algorithm, parent_params=leader.candidate.params,
+            pruned=pruning.pruned, history=history, trials=trials, sharpes=sharpes,
+        )  # fmt: skip
     status = "RUNNING" if stop is None else ("PROMOTED" if promoted else "COMPLETED")
     _record_run(
-        warehouse,
-        gen.evolution_id,
-        spec,
-        dagster_run_id,
-        gen.mlflow_run_id,
-        status=status,
-        stop_reason=stop,
-        reason=reason,
-        current_generation=gen.generation,
+        warehouse, gen.evolution_id, spec, dagster_run_id, gen.mlflow_run_id, status=status,
+        stop_reason=stop, reason=reason, current_generation=gen.generation,
         best_model_id=leader_row[0].model_id if leader_row else None,
         best_sqn=best_sqn if math.isfinite(best_sqn) else None,
-        promoted_model_id=promoted["model_id"] if promoted else None,
-        trials=trials,
-    )
+        promoted_model_id=promoted["model_id"] if promoted else None, trials=trials,
+    )  # fmt: skip
     if stop is not None:
-        registry.end_run(
-            gen.mlflow_run_id,
-            {"stop_reason": stop, "reason": reason[:5000]},
-            {"trials": trials, "best_sqn": best_sqn},
-        )
-    log_event(
-        log,
-        "evolve",
-        f"generation {gen.generation + 1}/{spec.max_generations}: best "
-        f"SQN {best_sqn:.3g}; {reason}",
-        symbol=spec.symbol,
-    )
+        registry.end_run(gen.mlflow_run_id, {"stop_reason": stop, "reason": reason[:5000]},
+                         {"trials": trials, "best_sqn": best_sqn})  # fmt: skip
+    log_event(log, "evolve", f"generation {gen.generation + 1}/{spec.max_generations}: best "
+              f"SQN {best_sqn:.3g}; {reason}", symbol=spec.symbol)  # fmt: skip
     plots = grids[leader_row[1]["grid_id"]].plots if leader_row else {}
-    return Selection(
-        gen.generation,
-        candidates,
-        promoted,
-        stop,
-        reason,
-        next_gen,
-        plots,
-        sum(t.reused for t in trained),
-        trials,
-    )
+    return Selection(gen.generation, candidates, promoted, stop, reason, next_gen, plots,
+                     sum(t.reused for t in trained), trials)  # fmt: skip
 
 
 def _sqn(row: dict | None) -> float:
@@ -540,50 +486,27 @@ def _log_rows(gen: Generation, judged: list, trials: int, promoted: dict | None)
     for number, (t, best, verdict) in enumerate(judged):
         best = best or {}
         is_winner = promoted is not None and promoted["model_id"] == t.model_id
-        rows.append(
-            {
-                "evolution_id": gen.evolution_id,
-                "generation": gen.generation,
-                "candidate": t.candidate.index,
-                "parent_model_id": t.candidate.parent_id,
-                "parent_sqn": t.candidate.parent_sqn,
-                "child_model_id": t.model_id,
-                "fingerprint": t.fingerprint,
-                "reused": t.reused,
-                "origin": t.candidate.origin,
-                "algorithm": t.candidate.algorithm,
-                "params": json.dumps(t.candidate.params, sort_keys=True, default=str),
-                "remaining_features": json.dumps(sorted(t.features)),
-                "pruned_features": pruned,
-                "pruning_reason": pruning_reason,
-                "best_grid_id": best.get("grid_id"),
-                "best_combo": best.get("combo"),
-                "trials": trials,
-                **{
-                    k: best.get(k)
-                    for k in (
-                        "sqn",
-                        "profit_factor",
-                        "trades",
-                        "weekly_consistency",
-                        "max_drawdown",
-                        "excess_vs_buy_hold",
-                        "excess_vs_random",
-                    )
-                },
-                "deflated_sharpe": verdict.dsr if math.isfinite(verdict.dsr) else None,
-                "pareto": number in front,
-                "promoted": is_winner,
-                "reason": (
-                    _reason("promoted", promoted, None)
-                    if is_winner
-                    else "passes every test; a candidate of higher SQN was promoted"
-                    if verdict.promoted
-                    else verdict.reason
-                ),
-                "created_at": now,
-            }
-        )
+        if is_winner:
+            reason = _reason("promoted", promoted, None)
+        elif verdict.promoted:
+            reason = "passes every test; a candidate of higher SQN was promoted"
+        else:
+            reason = verdict.reason
+        rows.append({
+            "evolution_id": gen.evolution_id, "generation": gen.generation,
+            "candidate": t.candidate.index, "parent_model_id": t.candidate.parent_id,
+            "parent_sqn": t.candidate.parent_sqn, "child_model_id": t.model_id,
+            "fingerprint": t.fingerprint, "reused": t.reused, "origin": t.candidate.origin,
+            "algorithm": t.candidate.algorithm,
+            "params": json.dumps(t.candidate.params, sort_keys=True, default=str),
+            "remaining_features": json.dumps(sorted(t.features)), "pruned_features": pruned,
+            "pruning_reason": pruning_reason, "best_grid_id": best.get("grid_id"),
+            "best_combo": best.get("combo"), "trials": trials,
+            **{k: best.get(k) for k in FIGURES},
+            "deflated_sharpe": verdict.dsr if math.isfinite(verdict.dsr) else None,
+            "pareto": number in front, "promoted": is_winner, "reason": reason,
+            "created_at": now,
+        })  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -599,86 +522,28 @@ def _promote(
     """Register the model version (alias `champion` of `stock-assets-<symbol>`) with the
     simulation that earned it and its lineage; record it in promoted_models."""
     spec = gen.config
-    sim = {
-        k: best.get(k)
-        for k in (
-            "grid_id",
-            "combo",
-            "threshold",
-            "regime_column",
-            "regime_allowed",
-            "fill_delay",
-            "fill_price",
-            "fee_per_trade",
-            "fee_bps",
-            "zscore",
-            "volnorm",
-            "start_ts",
-            "end_ts",
-        )
-    }
+    sim = {k: best.get(k) for k in SIM_CONFIG}
     sim_config = json.dumps({**sim, "split": "test", "fold": spec.fold}, default=str)
-    ancestry = (
-        [step["model_id"] for step in lineage(warehouse, gen.parent_id)] if gen.parent_id else []
-    )
+    ancestry = [s["model_id"] for s in lineage(warehouse, gen.parent_id)] if gen.parent_id else []
     chain = json.dumps([t.model_id, *ancestry])
-    model = registry.get(t.model_id)
     name = REGISTERED_PREFIX + spec.symbol
-    version = registry.register(
-        model,
-        name,
-        CHAMPION,
-        {
-            "evolution_id": gen.evolution_id,
-            "generation": gen.generation,
-            "simulation_config": sim_config,
-            "lineage": chain,
-            "deflated_sharpe": verdict.dsr,
-            "trials": trials,
-            "sqn": best["sqn"],
-            "profit_factor": best["profit_factor"],
-        },
-    )
+    version = registry.register(registry.get(t.model_id), name, CHAMPION, {
+        "evolution_id": gen.evolution_id, "generation": gen.generation,
+        "simulation_config": sim_config, "lineage": chain, "deflated_sharpe": verdict.dsr,
+        "trials": trials, "sqn": best["sqn"], "profit_factor": best["profit_factor"],
+    })  # fmt: skip
+    regime = f"{best.get('regime_column') or ''}={best.get('regime_allowed') or ''}"
     row = {
-        "model_id": t.model_id,
-        "evolution_id": gen.evolution_id,
-        "generation": gen.generation,
-        "symbol": spec.symbol,
-        "deflated_sharpe": verdict.dsr,
-        "trials": trials,
-        **{
-            k: best.get(k)
-            for k in (
-                "sqn",
-                "profit_factor",
-                "trades",
-                "weekly_consistency",
-                "sharpe",
-                "total_return",
-                "excess_vs_buy_hold",
-                "excess_vs_random",
-                "threshold",
-            )
-        },
-        "regime": f"{best.get('regime_column') or ''}={best.get('regime_allowed') or ''}".strip(
-            "="
-        ),
-        "grid_id": best["grid_id"],
-        "combo": int(best["combo"]),
-        "simulation_config": sim_config,
-        "features": json.dumps(sorted(t.features)),
-        "params": json.dumps(t.candidate.params, sort_keys=True, default=str),
-        "lineage": chain,
-        "registered_model": name,
-        "registered_version": version,
-        "mlflow_run_id": t.run_id,
+        "model_id": t.model_id, "evolution_id": gen.evolution_id, "generation": gen.generation,
+        "symbol": spec.symbol, "deflated_sharpe": verdict.dsr, "trials": trials,
+        **{k: best.get(k) for k in (*FIGURES, "sharpe", "total_return", "threshold")},
+        "regime": regime.strip("="), "grid_id": best["grid_id"], "combo": int(best["combo"]),
+        "simulation_config": sim_config, "features": json.dumps(sorted(t.features)),
+        "params": json.dumps(t.candidate.params, sort_keys=True, default=str), "lineage": chain,
+        "registered_model": name, "registered_version": version, "mlflow_run_id": t.run_id,
         "promoted_at": pd.Timestamp.now(tz="UTC"),
-    }
+    }  # fmt: skip
     warehouse.catalog.upsert("promoted_models", pd.DataFrame([row]))
-    log_event(
-        log,
-        "evolve",
-        f"promoted {t.model_id} as {name}@{CHAMPION} (version {version})",
-        symbol=spec.symbol,
-    )
+    log_event(log, "evolve", f"promoted {t.model_id} as {name}@{CHAMPION} (version {version})",
+              symbol=spec.symbol)  # fmt: skip
     return row
