@@ -13,6 +13,7 @@ import dagster as dg
 from stock_assets.assets.bars import bars, lake_readable
 from stock_assets.assets.features import features, market_regimes
 from stock_assets.assets.models import models
+from stock_assets.assets.research import RESEARCH_ASSETS, research_automation_sensor
 from stock_assets.assets.simulations import simulations
 from stock_assets.jobs import JOBS
 from stock_assets.resources.market_data import MarketDataResource
@@ -45,11 +46,11 @@ def build_defs() -> dg.Definitions:
     """The definitions, with resources bound to the environment as it is now (a process
     that launches runs in process builds them again when its environment changed)."""
     return dg.Definitions(
-        assets=[bars, market_regimes, features, models, simulations],
+        assets=[bars, market_regimes, features, models, simulations, *RESEARCH_ASSETS],
         asset_checks=[lake_readable],
         jobs=JOBS,
         schedules=[nightly_schedule],
-        sensors=[gap_scanner_sensor],
+        sensors=[gap_scanner_sensor, research_automation_sensor],
         resources={
             "market_data": MarketDataResource(**_from_env(MARKET_DATA_ENV)),
             "warehouse": WarehouseResource(**_from_env({"home": "STOCK_ASSETS_HOME"})),

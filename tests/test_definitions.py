@@ -14,11 +14,12 @@ import dagster as dg
 PACKAGE = Path(__file__).resolve().parents[1] / "stock_assets"
 
 SNAPSHOT = {
-    "assets": ["bars_1m", "derived_bars", "features", "market_regimes", "models", "simulations"],
+    "assets": ["bars_1m", "derived_bars", "feature_preview", "features", "hall_of_fame",
+               "leaderboard", "market_regimes", "model_tree", "models", "simulations"],
     "jobs": ["evolution_job", "features_job", "gap_fill_job", "grid_search_job", "ingest_job",
              "lake_check_job", "models_job", "regimes_job", "simulations_job"],
     "schedules": ["nightly_schedule"],
-    "sensors": ["gap_scanner_sensor"],
+    "sensors": ["gap_scanner_sensor", "research_automation_sensor"],
     "checks": ["bars_1m:lake_readable", "bars_1m:ohlc_consistent", "bars_1m:unique_ts",
                "features:nan_only_in_warmup", "features:no_inf", "features:regime_codes_in_range",
                "market_regimes:regime_codes_in_range"],

@@ -12,8 +12,11 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from importlib.metadata import PackageNotFoundError, version
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
 
 EXPERIMENT_PREFIX = "stock-assets/"
 OOS_ARTIFACT = "predictions/oos.parquet"
+SHAP_ARTIFACT = "shap_summary.png"
 _MODEL_PACKAGES = ("scikit-learn", "xgboost-cpu", "lightgbm", "pandas", "numpy")
 
 
@@ -70,7 +74,6 @@ class ModelRegistry:
     @cached_property
     def client(self) -> MlflowClient:
         import logging
-        import os
 
         # MLflow's own chatter (uv detection, pip version, download bars) is not ours to show
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -114,8 +117,7 @@ class ModelRegistry:
             for name, value in numeric(trained.metrics).items():
                 client.log_metric(run_id, name, value)
             sample = trained.example
-            mlflow.set_tracking_uri(self.tracking_uri)
-            with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+            with self._global_uri(), mlflow.start_run(run_id=run_id), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # integer-column and pickle-format hints
                 mlflow.sklearn.log_model(
                     trained.pipeline, name="model", input_example=sample,
@@ -129,7 +131,7 @@ class ModelRegistry:
             self._log_frame(run_id, "importance.csv", trained.importance)
             self._log_frame(run_id, "shap_by_regime.csv", trained.shap_by_regime)
             if trained.shap_png:
-                self._log_bytes(run_id, "shap_summary.png", trained.shap_png)
+                self._log_bytes(run_id, SHAP_ARTIFACT, trained.shap_png)
             self._log_bytes(run_id, OOS_ARTIFACT, _parquet(trained.oos))
         except BaseException:
             client.set_terminated(run_id, status="FAILED")
@@ -257,7 +259,32 @@ class ModelRegistry:
         """The logged model as an MLflow pyfunc (predicts on a raw feature frame)."""
         import mlflow
 
-        return mlflow.pyfunc.load_model(f"runs:/{model.run_id}/model")
+        with self._global_uri():
+            return mlflow.pyfunc.load_model(f"runs:/{model.run_id}/model")
+
+    def shap_png(self, run_id: str) -> bytes | None:
+        """The SHAP summary plot logged with a model, None when it has none."""
+        if SHAP_ARTIFACT not in {a.path for a in self.client.list_artifacts(run_id)}:
+            return None
+        with tempfile.TemporaryDirectory() as folder:
+            return Path(self.client.download_artifacts(run_id, SHAP_ARTIFACT, folder)).read_bytes()
+
+    @contextmanager
+    def _global_uri(self) -> Iterator[None]:
+        """MLflow's fluent API (log_model, load_model) on this store. `set_tracking_uri`
+        also exports MLFLOW_TRACKING_URI to the process environment; it is restored after,
+        so one registry never decides where the next one (another home) writes."""
+        import mlflow
+
+        saved = os.environ.get("MLFLOW_TRACKING_URI")
+        mlflow.set_tracking_uri(self.tracking_uri)
+        try:
+            yield
+        finally:
+            if saved is None:
+                os.environ.pop("MLFLOW_TRACKING_URI", None)
+            else:
+                os.environ["MLFLOW_TRACKING_URI"] = saved
 
 
 def _quoted(value: str) -> str:
