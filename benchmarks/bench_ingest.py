@@ -1,9 +1,10 @@
 """Ingest benchmark: 1 year x 10 symbols from the fake Alpaca server into the lake.
 
 Run: ``uv run python benchmarks/bench_ingest.py`` (``--symbols N``, ``--year Y``,
-``--instance sqlite|memory``). The fake server runs in its own process, preloaded before
-any timer starts (on this 2-core machine it shares the cores with the client). Each phase
-runs in its own process, so peak memory is its own. Prints ``name value unit (params)``.
+``--instance sqlite|memory``, ``--instances sqlite,postgres``, ``--repeat N``,
+``--backfill-only``). The fake server runs in its own process, preloaded before any timer
+starts (on this 2-core machine it shares the cores with the client). Each phase runs in
+its own process, so peak memory is its own. Prints ``name value unit (params)``.
 
 - fetch / validate / persist: the real alpaca-py client (10,000-bar pages) with our
   parsing into frames; conform + validate; merge + atomic Parquet writes, one file per
@@ -13,6 +14,14 @@ runs in its own process, so peak memory is its own. Prints ``name value unit (pa
   on a Dagster instance; `dagster_overhead` is what that adds over `pipeline`.
 - bars_latest: `stock-assets bars SPY --limit 5` on that store, as a new process and
   as the in-process query alone.
+- backfill_floor / backfill_ours / backfill_ratio, per instance (SQLite, PostgreSQL):
+  Dagster's floor is a multi-asset of two assets with the same partitions definition,
+  backfill policy and in-process executor as `ingest_job` whose body only yields its two
+  materializations; ours is `ingest_job` (bars_1m + derived_bars, fetching from the fake
+  server into an empty lake). Both run as ONE ranged run over the same symbol x day
+  rectangle, each in a fresh process on a fresh instance (a new DAGSTER_HOME; on
+  PostgreSQL a new database, created and dropped here), floor and ours taking turns, so
+  the ratio (ours / floor) is measured under the same load.
 """
 
 from __future__ import annotations
@@ -23,14 +32,18 @@ import json
 import multiprocessing
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 SYMBOLS = ["AAPL", "AMZN", "GOOGL", "META", "MSFT", "NVDA", "QQQ", "SPY", "TSLA", "VIXY"]
 KEY, SECRET = "bench-key-id", "bench-secret-key"
+POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432"  # the local server, trust auth
+DEPLOY_CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "dagster.postgres.yaml"
 
 
 def peak_mb() -> float:
@@ -61,6 +74,8 @@ def phase(name: str, symbols: list[str], year: int, home: Path, instance: str, u
     days = calendar.sessions(dt.date(year, 1, 1), dt.date(year, 12, 31))
     if name == "dagster_job":
         return run_dagster(symbols, days, home, instance)
+    if name in ("backfill_floor", "backfill_ours"):
+        return run_backfill(name, symbols, days, home, instance)
     from stock_assets.pipelines.ingest import ingest_symbol
     from stock_assets.resources.market_data import MarketDataResource
     from stock_assets.storage.warehouse import Warehouse
@@ -118,12 +133,147 @@ def run_dagster(symbols: list[str], days: list[dt.date], home: Path, instance: s
     return {"seconds": seconds, "bars": int(status["rows"].sum()), "partitions": len(status)}
 
 
-def spawn(name: str, args: argparse.Namespace, home: Path, url: str) -> dict:
+def floor_job():
+    """Dagster's floor: ingest_job's shape (two assets of one multi-asset, the same
+    partitions, single-run backfill policy, in-process executor) with a body that only
+    yields its materializations."""
+    import dagster as dg
+
+    from stock_assets.assets.partitions import bars_partitions
+
+    @dg.multi_asset(
+        name="floor",
+        specs=[dg.AssetSpec("floor_1m"), dg.AssetSpec("floor_derived", deps=["floor_1m"])],
+        partitions_def=bars_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        can_subset=False,
+    )
+    def floor():
+        yield dg.MaterializeResult(asset_key="floor_1m")
+        yield dg.MaterializeResult(asset_key="floor_derived")
+
+    job = dg.define_asset_job(  # partitions inferred from the asset (bars_partitions)
+        "floor_job", selection=["floor_1m", "floor_derived"], executor_def=dg.in_process_executor
+    )
+    return dg.Definitions(assets=[floor], jobs=[job]).resolve_job_def("floor_job")
+
+
+def run_backfill(
+    name: str, symbols: list[str], days: list[dt.date], home: Path, instance: str
+) -> dict:
+    """One ranged run over symbols x days on a fresh instance under `home` (SQLite, or
+    PostgreSQL at DAGSTER_PG_URL); the floor's job or ingest_job."""
+    import dagster as dg
+
+    from stock_assets import settings
+
+    dagster_home = home / "dagster"
+    dagster_home.mkdir(parents=True)
+    if instance == "postgres":
+        (dagster_home / "dagster.yaml").write_text(DEPLOY_CONFIG.read_text())
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    settings.use_dagster_home()  # as the CLI runs: DAGSTER_EVENT_BATCH_SIZE=200
+    if name == "backfill_floor":
+        job = floor_job()
+    else:
+        from stock_assets.definitions import defs
+
+        job = defs.resolve_job_def("ingest_job")
+    with dg.DagsterInstance.get() as dagster_instance:
+        dagster_instance.add_dynamic_partitions("symbols", symbols)
+        tags = {
+            "dagster/asset_partition_range_start": f"{days[0]}|{min(symbols)}",
+            "dagster/asset_partition_range_end": f"{days[-1]}|{max(symbols)}",
+        }
+        config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+        start = time.perf_counter()
+        result = job.execute_in_process(instance=dagster_instance, tags=tags, run_config=config)
+        seconds = time.perf_counter() - start
+        assert result.success
+        key = "floor_1m" if name == "backfill_floor" else "bars_1m"
+        materialized = len(dagster_instance.get_materialized_partitions(dg.AssetKey(key)))
+    return {"seconds": seconds, "partitions": materialized}
+
+
+def spawn(
+    name: str, args: argparse.Namespace, home: Path, url: str, env: dict | None = None,
+    instance: str | None = None,
+) -> dict:  # fmt: skip
     command = [sys.executable, __file__, "--phase", name, "--home", str(home),
                "--symbols", str(args.symbols), "--year", str(args.year),
-               "--instance", args.instance, "--url", url]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+               "--instance", instance or args.instance, "--url", url]  # fmt: skip
+    done = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
+    if done.returncode:
+        raise RuntimeError(f"phase {name} failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+class PostgresDatabase:
+    """A new database on the local PostgreSQL server, dropped on exit."""
+
+    def __enter__(self) -> str:
+        import psycopg2
+
+        self.admin = psycopg2.connect(f"{POSTGRES_SERVER}/postgres", connect_timeout=5)
+        self.admin.autocommit = True
+        self.name = f"bench_ingest_{uuid.uuid4().hex[:8]}"
+        with self.admin.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE {self.name}")
+        return f"{POSTGRES_SERVER}/{self.name}"
+
+    def __exit__(self, *exc) -> None:
+        with self.admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+        self.admin.close()
+
+
+def measure_backfill(
+    args: argparse.Namespace, name: str, instance: str, url: str, root: Path
+) -> dict:
+    """One measurement in its own process, on a fresh home and a fresh instance."""
+    home = root / f"{name}-{instance}-{uuid.uuid4().hex[:6]}"
+    if instance != "postgres":
+        return spawn(name, args, home, url, instance=instance)
+    with PostgresDatabase() as pg_url:
+        return spawn(name, args, home, url, env={"DAGSTER_PG_URL": pg_url}, instance=instance)
+
+
+def report_backfill(args: argparse.Namespace, symbols: list[str], url: str, root: Path):
+    """Floor and ours, taking turns (floor first, then ours first, ...) per instance.
+
+    The processes import from a bytecode cache warmed beforehand, as a deployed run worker
+    does: ours imports its pipelines inside the run, the floor imports nothing there, so
+    compiling them anew in every process (PYTHONDONTWRITEBYTECODE) would be charged to
+    ours alone."""
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = str(root / "pycache")
+    warm = "import dagster_postgres, stock_assets.definitions, stock_assets.pipelines.ingest"
+    subprocess.run([sys.executable, "-c", warm], check=True)
+    for instance in args.instances.split(","):
+        seconds: dict[str, list[float]] = {"backfill_floor": [], "backfill_ours": []}
+        partitions = 0
+        for turn in range(args.repeat):
+            order = ["backfill_floor", "backfill_ours"]
+            for name in order if turn % 2 == 0 else order[::-1]:
+                figures = measure_backfill(args, name, instance, url, root)
+                seconds[name].append(figures["seconds"])
+                partitions = figures["partitions"]
+        floor = statistics.median(seconds["backfill_floor"])
+        ours = statistics.median(seconds["backfill_ours"])
+        pairs = zip(seconds["backfill_floor"], seconds["backfill_ours"], strict=True)
+        ratios = [o / f for f, o in pairs]
+        days = partitions // len(symbols)
+        params = (f"{len(symbols)} symbols x {days} days = {partitions} partitions x 2 assets, "
+                  f"{instance}, one ranged run, median of {args.repeat}")  # fmt: skip
+        print(f"backfill_floor_{instance} {floor:.1f} s (multi-asset of 2 empty assets, "
+              f"{params})", flush=True)  # fmt: skip
+        print(f"backfill_ours_{instance} {ours:.1f} s (ingest_job: bars_1m + derived_bars, "
+              f"{params})", flush=True)  # fmt: skip
+        turns = ", ".join(f"{r:.2f}" for r in ratios)
+        print(f"backfill_ratio_{instance} {ours / floor:.2f} x (ours / floor, {params}; "
+              f"per turn: {turns})", flush=True)  # fmt: skip
 
 
 def bars_latency(home: Path, symbol: str) -> tuple[float, float]:
@@ -148,7 +298,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--symbols", type=int, default=10)
     parser.add_argument("--year", type=int, default=2024)
-    parser.add_argument("--instance", choices=["sqlite", "memory"], default="sqlite")
+    parser.add_argument("--instance", choices=["sqlite", "memory", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--instances",
+        default="sqlite,postgres",
+        help="instances of the floor-vs-ours backfill (sqlite, postgres)",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="floor/ours measurements per instance, taking turns"
+    )
+    parser.add_argument(
+        "--backfill-only", action="store_true", help="only the floor-vs-ours backfill figures"
+    )
     parser.add_argument("--phase")
     parser.add_argument("--home")
     parser.add_argument("--url")
@@ -165,7 +326,9 @@ def main() -> None:
     try:
         url = ready.get(timeout=600)
         with tempfile.TemporaryDirectory() as root:
-            report(args, symbols, params, url, Path(root))
+            if not args.backfill_only:
+                report(args, symbols, params, url, Path(root))
+            report_backfill(args, symbols, url, Path(root))
     finally:
         server.terminate()
 

@@ -193,8 +193,8 @@ def ingest_and_derive(
             })  # fmt: skip
             if outcome.status == "failed":
                 messages[symbol] = outcome.message
-        derived.update(warehouse.store_derived(symbol, days))
-        stored_bars = warehouse.read_bars(symbol, days)
+        stored_bars = warehouse.read_bars(symbol, days)  # read once: derived bars and checks
+        derived.update(warehouse.store_derived(symbol, days, stored_bars))
         duplicated = stored_bars["ts"].duplicated(keep=False).to_numpy()
         broken = np.logical_or.reduce(list(core_bars.ohlc_violations(stored_bars).values()))
         for name, mask in (("unique_ts", duplicated), ("ohlc_consistent", broken)):

@@ -148,10 +148,15 @@ class Warehouse:
             self.lake.quarantine(error)
             return None
 
-    def store_derived(self, symbol: str, days: list[dt.date]) -> dict[str, int]:
+    def store_derived(
+        self, symbol: str, days: list[dt.date], minute_bars: pd.DataFrame | None = None
+    ) -> dict[str, int]:
         """Recompute the 5m..1d bars of the given days from their 1-minute partitions
-        (one file per symbol and day holding every interval); rows per interval."""
-        minute_bars = self.read_bars(symbol, days)
+        (one file per symbol and day holding every interval); rows per interval. A caller
+        that has just read those partitions (`read_bars(symbol, days)`) passes them as
+        `minute_bars`, so they are not read twice."""
+        if minute_bars is None:
+            minute_bars = self.read_bars(symbol, days)
         frames = [
             core_bars.resample_bars(minute_bars, interval).assign(interval=interval)
             for interval in core_bars.DERIVED_INTERVALS
