@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 import threading
@@ -144,26 +145,25 @@ def cmd_evolve(args: argparse.Namespace) -> int:
                     f"{role} {name} has no features: stock-assets features build {name} --start D"
                 )
         config["evolution_id"] = str(uuid.uuid4())
-    priority = None
+    parent_sqn = None
     if config.get("parent"):
         from stock_assets.pipelines.evolution import parent_record
 
         parent = registry().get(config["parent"])  # an unknown parent fails here
-        sqn = parent_record(warehouse, parent)[0]
-        priority = max(-1000, min(1000, round(10 * sqn))) if sqn is not None else None
+        parent_sqn = parent_record(warehouse, parent)[0]
     evolution_id = config["evolution_id"]
     echo(
         f"evolution {evolution_id}: {config['symbol']}, up to "
         f"{config.get('max_generations', 4)} generations"
     )
     done = threading.Event()
-    since = pd_now()
+    since = dt.datetime.now(dt.UTC)
     watcher = threading.Thread(
         target=_progress, args=(warehouse, evolution_id, since, done), daemon=True
     )
     watcher.start()
     try:
-        outcome = launch(launches.evolve(config, priority))
+        outcome = launch(launches.evolve(config, parent_sqn))
     finally:
         done.set()
         watcher.join()
@@ -176,11 +176,6 @@ def cmd_evolve(args: argparse.Namespace) -> int:
         return EXIT_USAGE if outcome.failed_on_usage() else EXIT_FAILED
     return _show_run(warehouse, evolution_id, "table")
 
-
-def pd_now():
-    import pandas as pd
-
-    return pd.Timestamp.now(tz="UTC")
 
 
 def _progress(warehouse, evolution_id: str, since, done: threading.Event) -> None:

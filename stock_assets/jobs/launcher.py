@@ -119,10 +119,12 @@ def grid_search(symbols: list[str], spec: GridSpec) -> Launch:
     return Launch(grid_search_job, {"ops": {"plan_grid_search": {"config": config}}})
 
 
-def evolve(spec: dict, priority: int | None = None) -> Launch:
-    """The evolution job for an EvolutionSpec's fields; `priority` (e.g. from the parent's
-    SQN) orders it among queued runs."""
-    tags = {"dagster/priority": str(priority)} if priority is not None else {}
+def evolve(spec: dict, parent_sqn: float | None = None) -> Launch:
+    """The evolution job for an EvolutionSpec's fields; a parent's SQN orders it among
+    queued runs (`dagster/priority` = SQN x 10, within -1000..1000)."""
+    tags = {}
+    if parent_sqn is not None:
+        tags["dagster/priority"] = str(max(-1000, min(1000, round(10 * parent_sqn))))
     return Launch(evolution_job, {"ops": {"start_evolution": {"config": spec}}}, tags)
 
 

@@ -74,17 +74,16 @@ def evolve(spec: Annotated[EvolutionSpec, Body()]) -> Launched:
     for name in (config["symbol"], *config["context"]):
         if not warehouse.feature_days(name):
             raise NotFound(f"{name} has no features: POST /features/{name}/rebuild")
-    priority = None
+    parent_sqn = None
     if spec.parent:
         from stock_assets.storage.models import UnknownModelId
 
         try:
-            sqn = parent_record(warehouse, registry().get(spec.parent))[0]
+            parent_sqn = parent_record(warehouse, registry().get(spec.parent))[0]
         except UnknownModelId as error:
             raise NotFound(str(error)) from None
-        priority = None if sqn is None else max(-1000, min(1000, round(10 * sqn)))
     config["evolution_id"] = config.get("evolution_id") or str(uuid.uuid4())
-    outcome = common.launch(launches.evolve(config, priority))
+    outcome = common.launch(launches.evolve(config, parent_sqn))
     return common.launched([outcome], {"evolution_id": config["evolution_id"]})
 
 
