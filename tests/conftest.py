@@ -23,11 +23,25 @@ from stock_assets.logs import JsonFormatter
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 
 
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The central log store only in tests that have their own home (`home`): the others
+    would write their log lines under ./data. And no Dagster definitions state storage
+    left over from an instance an earlier test closed (Dagster keeps it in a context
+    variable, and loading definitions afterwards fails on its dead instance)."""
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    monkeypatch.setenv("STOCK_ASSETS_LOG_STORE", "0")
+    with set_defs_state_storage(None):
+        yield
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty STOCK_ASSETS_HOME with its own Dagster instance directory."""
+    """An empty STOCK_ASSETS_HOME with its own Dagster instance directory (and log store)."""
     root = tmp_path / "home"
     monkeypatch.setenv("STOCK_ASSETS_HOME", str(root))
+    monkeypatch.setenv("STOCK_ASSETS_LOG_STORE", "1")
     monkeypatch.setenv("DAGSTER_HOME", str(root / "dagster"))
     monkeypatch.setenv("STOCK_ASSETS_PROVIDERS", "synthetic")
     for name in ("ALPACA_API_KEY_ID", "ALPACA_API_SECRET_KEY", "ALPACA_KEY_ID",

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from stock_assets.api import errors
 from stock_assets.api.common import TOKEN_ENV
-from stock_assets.api.routes import data, evolution, features, results, work
+from stock_assets.api.routes import data, evolution, features, logs, results, work
 
 
 def create_app(token: str | None = None) -> FastAPI:
@@ -24,7 +24,8 @@ def create_app(token: str | None = None) -> FastAPI:
     app.state.api_token = token if token is not None else os.environ.get(TOKEN_ENV, "")
     errors.install(app)
     # results first: its fixed paths (/health, /runs...) never meet a {symbol:path}
-    for router in (results.router, evolution.router, features.router, data.router, work.router):
+    routers = (results, logs, evolution, features, data, work)
+    for router in (module.router for module in routers):
         app.include_router(router)
     if app.state.api_token:
         _check_token_first(app, app.state.api_token)
