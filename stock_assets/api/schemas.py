@@ -220,17 +220,47 @@ class InstigatorInfo(BaseModel):
 class Freshness(BaseModel):
     symbol: str
     last_bar: str | None = Field(description="Open time of the newest stored 1m bar.")
-    lag_seconds: float | None
+    lag_minutes: float | None = Field(
+        description="Minutes from last_bar to the session clock (the newest completed bar "
+        "of the current session, or the last bar of the last session)."
+    )
+    lag_seconds: float | None = Field(description="Seconds from last_bar to now.")
     sessions_behind: int | None = Field(
-        description="XNYS sessions after the newest stored day, up to today."
+        description="XNYS sessions after the newest stored day, up to the session clock's."
+    )
+    missing_minutes_today: int | None = Field(
+        description="Today's session minutes up to the clock not stored (null: no session today)."
+    )
+    stale: bool = Field(
+        description="In a session: lag_minutes over the stall threshold (or no bar); "
+        "outside: a whole session missing."
     )
 
 
+class Alert(BaseModel):
+    kind: str = Field(description="run_failure, stall, ...")
+    subject: str = Field(description="What it is about: a run id, a sensor, a symbol.")
+    message: str
+    fired_at: str | None
+    updated_at: str | None
+
+
 class Status(BaseModel):
+    now: str
+    session_open: bool = Field(description="An XNYS session is open now.")
+    session_clock: str | None = Field(
+        description="Open of the newest completed bar of the current or last session."
+    )
+    stall_minutes: int = Field(description="STOCK_ASSETS_STALL_MINUTES (default 5).")
+    stale: bool = Field(description="A symbol is stale during an open session.")
     daemons: list[DaemonInfo]
     daemons_healthy: bool
     instigators: list[InstigatorInfo]
+    live_sensor: InstigatorInfo | None = Field(
+        description="live_bars_sensor and its last tick (null: never started)."
+    )
     symbols: list[Freshness]
+    alerts: list[Alert] = Field(description="Alerts firing now, oldest first.")
 
 
 class Stats(BaseModel):

@@ -1,6 +1,7 @@
 """Lake assets for bars: bars_1m (fetched) and derived_bars (5m .. 1d, computed from 1m),
 materialized together in one step so the derived bars always follow the 1-minute ones."""
 
+import datetime as dt
 from collections import Counter
 
 import dagster as dg
@@ -49,6 +50,15 @@ class IngestConfig(dg.Config):
             "`ingest_status` table).",
             group_name="bars",
             kinds={"parquet", "duckdb"},
+            # Each weekday's session should be stored by 16:45 ET by a materialization
+            # after the 16:00 close (the nightly close-out runs at 16:30). Dagster evaluates
+            # the policy per asset, not per partition, and its cron knows no XNYS holidays:
+            # a backfill after 16:00 also passes it, and a holiday evening shows it failing.
+            freshness_policy=dg.FreshnessPolicy.cron(
+                deadline_cron="45 16 * * 1-5",
+                lower_bound_delta=dt.timedelta(minutes=45),
+                timezone="America/New_York",
+            ),
         ),
         dg.AssetSpec(
             "derived_bars",

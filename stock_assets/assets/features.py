@@ -39,6 +39,13 @@ class FeaturesConfig(dg.Config):
     ],
     group_name="features",
     kinds={"parquet", "sklearn"},
+    # Each weekday's session built by 17:30 ET, after the 16:00 close: per asset, not per
+    # partition, and blind to XNYS holidays (see bars_1m).
+    freshness_policy=dg.FreshnessPolicy.cron(
+        deadline_cron="30 17 * * 1-5",
+        lower_bound_delta=dt.timedelta(minutes=90),
+        timezone="America/New_York",
+    ),
 )
 def market_regimes(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Market regimes of every minute from QQQ and VIXY: VIX quadrant, GMM calm/volatile
@@ -102,6 +109,12 @@ def market_regimes(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     ],
     group_name="features",
     kinds={"parquet", "duckdb"},
+    # As market_regimes: each weekday's session built by 17:30 ET, after the 16:00 close.
+    freshness_policy=dg.FreshnessPolicy.cron(
+        deadline_cron="30 17 * * 1-5",
+        lower_bound_delta=dt.timedelta(minutes=90),
+        timezone="America/New_York",
+    ),
 )
 def features(
     context: dg.AssetExecutionContext, config: FeaturesConfig, warehouse: WarehouseResource

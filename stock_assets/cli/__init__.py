@@ -24,7 +24,9 @@ from stock_assets.cli.bars import (
 )
 from stock_assets.cli.common import EXIT_FAILED, EXIT_USAGE, repair_command
 from stock_assets.cli.evolution import add_evolution_commands
+from stock_assets.cli.logs import add_logs_parser
 from stock_assets.cli.models import cmd_mlflow, cmd_models, cmd_train, cmd_train_group
+from stock_assets.cli.ops import add_status_parser
 from stock_assets.cli.research import (
     DEMO_DAYS,
     cmd_demo,
@@ -166,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=3000)
     add_api_parser(add)
+    add_status_parser(add)
+    add_logs_parser(add)
     return parser
 
 

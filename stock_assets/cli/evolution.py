@@ -177,7 +177,6 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     return _show_run(warehouse, evolution_id, "table")
 
 
-
 def _progress(warehouse, evolution_id: str, since, done: threading.Event) -> None:
     """Print each generation as this run records it (the run may be in another process)."""
     shown = -1

@@ -260,8 +260,28 @@ PROMOTED_MODELS = Table(
     """),
     ("model_id", "evolution_id"),
 )
+ALERT_STATUSES = ("firing", "cleared")
+# One row per (kind, subject): a firing alert is updated in place, never duplicated.
+ALERTS = Table(
+    "alerts",
+    (
+        Column("kind", "VARCHAR"),  # run_failure, stall, ...
+        Column("subject", "VARCHAR"),  # what it is about: a run id, a sensor, a symbol
+        Column("status", "VARCHAR", not_null=True,
+               check="status IN (" + ", ".join(f"'{s}'" for s in ALERT_STATUSES) + ")"),
+        *_columns("""
+            message VARCHAR NOT NULL
+            details VARCHAR
+            fired_at TIMESTAMPTZ NOT NULL
+            cleared_at TIMESTAMPTZ
+            updated_at TIMESTAMPTZ NOT NULL
+            sent BOOLEAN
+        """),
+    ),
+    ("kind", "subject"),
+)  # fmt: skip
 TABLES: dict[str, Table] = {
     table.name: table
     for table in (INGEST_STATUS, FEATURE_METADATA, FEATURE_FOLDS, SIM_RUNS, EVOLUTION_RUNS,
-                  EVOLUTION_LOG, MODEL_FINGERPRINTS, PROMOTED_MODELS)
+                  EVOLUTION_LOG, MODEL_FINGERPRINTS, PROMOTED_MODELS, ALERTS)
 }  # fmt: skip

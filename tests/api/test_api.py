@@ -246,12 +246,17 @@ def test_status_and_stats_of_an_instance_without_daemon(data, client_of):
     status = client.get("/status").json()
     assert status["daemons"] and status["daemons_healthy"] is False
     assert all(d["last_heartbeat"] is None for d in status["daemons"])
-    assert status["instigators"] == []
+    assert status["instigators"] == [] and status["live_sensor"] is None
+    assert status["alerts"] == []
     spy = next(s for s in status["symbols"] if s["symbol"] == "SPY")
     assert spy["last_bar"] == "2024-02-29T20:59:00+00:00"
-    today = pd.Timestamp.now(calendar.EXCHANGE_TZ).date()
-    assert spy["sessions_behind"] == len(calendar.sessions(dt.date(2024, 3, 1), today))
-    assert spy["lag_seconds"] > 0
+    clock = pd.Timestamp(status["session_clock"])
+    clock_day = clock.tz_convert(calendar.EXCHANGE_TZ).date()
+    assert calendar.is_session(clock_day) and clock <= pd.Timestamp(status["now"])
+    assert spy["sessions_behind"] == len(calendar.sessions(dt.date(2024, 3, 1), clock_day))
+    assert spy["lag_minutes"] == (clock - pd.Timestamp(spy["last_bar"])).total_seconds() / 60
+    assert spy["stale"] is True and spy["lag_seconds"] > 0
+    assert status["stale"] is status["session_open"]  # stale in a session, else not counted
     assert [s["symbol"] for s in status["symbols"]] == ["QQQ", "SPY", "VIXY"]
 
     stats = client.get("/stats").json()

@@ -13,10 +13,7 @@ from stock_assets.api import common
 from stock_assets.api.common import Limit, Offset
 from stock_assets.api.errors import NotFound, responses
 from stock_assets.api.schemas import (
-    DaemonInfo,
-    Freshness,
     Health,
-    InstigatorInfo,
     Leaderboard,
     ModelDetail,
     ModelsPage,
@@ -155,62 +152,12 @@ def model(
 
 @router.get("/status")
 def status() -> Status:
-    """Daemon health, the last tick of each sensor and schedule the instance knows, and
-    each symbol's freshness (newest stored bar, lag)."""
-    from dagster._daemon.controller import get_daemon_statuses
+    """Status at a glance (as `stock-assets status`): daemon health, every sensor's and
+    schedule's last tick, the live sensor, each symbol's newest bar, lag behind the
+    session clock, today's missing minutes and staleness, and the firing alerts."""
+    from stock_assets.sensors.health import report
 
-    instance = common.instance()
-    kinds = instance.get_required_daemon_types()
-    daemons = [
-        DaemonInfo(daemon=name, required=found.required, healthy=found.healthy,
-                   last_heartbeat=_time(found.last_heartbeat.timestamp
-                                        if found.last_heartbeat else None))
-        for name, found in sorted(get_daemon_statuses(instance, kinds).items())
-    ]  # fmt: skip
-    return Status(
-        daemons=daemons,
-        daemons_healthy=all(d.healthy for d in daemons if d.required),
-        instigators=_instigators(instance),
-        symbols=[_freshness(symbol) for symbol in _symbols(instance)],
-    )
-
-
-def _instigators(instance) -> list[InstigatorInfo]:
-    found = []
-    for state in instance.all_instigator_state():
-        ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1)
-        tick = ticks[0] if ticks else None
-        found.append(InstigatorInfo(
-            name=state.name, kind=state.instigator_type.value.lower(), status=state.status.value,
-            last_tick=_time(tick.timestamp) if tick else None,
-            last_tick_status=tick.status.value if tick else None,
-        ))  # fmt: skip
-    return sorted(found, key=lambda i: (i.kind, i.name))
-
-
-def _symbols(instance) -> list[str]:
-    from stock_assets.core.symbols import SYMBOL_PATTERN
-
-    keys = instance.get_dynamic_partitions("symbols")
-    return sorted(key for key in keys if SYMBOL_PATTERN.fullmatch(key))
-
-
-def _freshness(symbol: str) -> Freshness:
-    import pandas as pd
-
-    from stock_assets.core import calendar
-
-    newest = common.warehouse().latest_bars(symbol, "1m", 1)
-    if newest is None:
-        return Freshness(symbol=symbol, last_bar=None, lag_seconds=None, sessions_behind=None)
-    last = newest.column("ts")[0].as_py()
-    now = dt.datetime.now(dt.UTC)
-    today = pd.Timestamp.now(calendar.EXCHANGE_TZ).date()
-    last_day = pd.Timestamp(last).tz_convert(calendar.EXCHANGE_TZ).date()
-    behind = calendar.sessions(last_day + dt.timedelta(days=1), today) if last_day < today else []
-    return Freshness(symbol=symbol, last_bar=_time(last),
-                     lag_seconds=round((now - last).total_seconds(), 3),
-                     sessions_behind=len(behind))  # fmt: skip
+    return Status(**report(common.instance(), common.warehouse()).to_dict())
 
 
 @router.get("/stats")
@@ -218,9 +165,11 @@ def stats() -> Stats:
     """Counts: symbols, stored bar and feature days, sim_runs rows, models, runs."""
     import dagster as dg
 
+    from stock_assets.sensors.health import symbols as known_symbols
+
     instance = common.instance()
     store = common.warehouse()
-    symbols = _symbols(instance)
+    symbols = known_symbols(instance)
     sim_runs = store.catalog.read("SELECT count(*) AS n FROM sim_runs")["n"].iloc[0]
     runs = {
         status: instance.get_runs_count(dg.RunsFilter(statuses=[dg.DagsterRunStatus(status)]))
