@@ -68,11 +68,36 @@ def build_features(
     return FeaturesBuilt(table, written, note)
 
 
+def extend_features(
+    warehouse: Warehouse, symbol: str, day: dt.date, folds: list[FoldConfig]
+) -> int:
+    """Append to a day's stored features the rows of its bars stored since (the live
+    updater's path): the new rows continue from the carry of the day's last stored row
+    over the same bars a whole-day build reads, so the day ends equal to that build.
+    The number of rows added (a day with no features yet is built whole)."""
+    stored = warehouse.features_carry_day(symbol, day)
+    if stored is None or stored.empty:
+        built = build_features(warehouse, symbol, [day], folds)
+        return len(built.table)
+    after = core_features.carry_from(stored)
+    table, _ = symbol_features(warehouse, symbol, [day], folds, after=after)
+    if table.empty:
+        return 0
+    warehouse.store_features(symbol, pd.concat([stored[table.columns], table]), [day])
+    return len(table)
+
+
 def symbol_features(
-    warehouse: Warehouse, symbol: str, days: list[dt.date], folds: list[FoldConfig]
+    warehouse: Warehouse,
+    symbol: str,
+    days: list[dt.date],
+    folds: list[FoldConfig],
+    *,
+    after: core_features.FeatureCarry | None = None,
 ) -> tuple[pd.DataFrame, str]:
     """Features of one symbol's days: from the previous day's carry and LOOKBACK_SESSIONS of
-    bars when that day was built, else from the start of the stored history."""
+    bars when that day was built, else from the start of the stored history. With `after`
+    (the carry of a stored row of the first day), only the rows after it."""
     stored = [d for d in warehouse.bar_days(symbol) if d < days[0]]
     previous = stored[-1:] or []
     carry, note = None, ""
@@ -94,15 +119,22 @@ def symbol_features(
     qqq = warehouse.read_bars(QQQ, sorted(set(context_days) | set(window)))
     vixy = warehouse.read_bars(VIXY, sorted(set(context_days) | set(window)))
     regimes = warehouse.read_regimes(days)
+    if after is not None:
+        newer = bars["ts"] > after.ts
+        if not newer.any():
+            return pd.DataFrame(), ""
+        start, carry = pd.Timestamp(bars["ts"][newer].iloc[0]), after
+    else:
+        start = days[0]
     try:
         table = core_features.compute_features(
-            bars, start=days[0], qqq=qqq, vixy=vixy, regimes=regimes, carry=carry
+            bars, start=start, qqq=qqq, vixy=vixy, regimes=regimes, carry=carry
         )
     except (core_features.CarryMismatch, core_features.InsufficientLookback) as error:
         note = f"{error}: rebuilt from {stored[0]} ({len(stored)} sessions)"
         bars = warehouse.read_bars(symbol, stored + days)
         table = core_features.compute_features(
-            bars, start=days[0], qqq=qqq, vixy=vixy, regimes=regimes, carry=None
+            bars, start=start, qqq=qqq, vixy=vixy, regimes=regimes, carry=after
         )
     for config in folds:
         table[fold_column(config)] = fold_labels(table["ts"], config)

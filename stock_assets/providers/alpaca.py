@@ -32,6 +32,7 @@ from alpaca.data.requests import StockBarsRequest
 from alpaca.data.timeframe import TimeFrame
 
 from stock_assets.core import calendar
+from stock_assets.core.ratelimit import RateBudget
 from stock_assets.logs import get_logger, log_event, redact
 from stock_assets.providers.alpaca_http import (
     AUTH_HINT,
@@ -69,6 +70,7 @@ class AlpacaProvider:
 
     Keys, feed and base URL are explicit here; `from_env` reads them from the
     environment. `sleep`, `clock` and `rng` are injectable so tests never really wait.
+    `budget` caps the requests of every provider sharing it (retries and pages count).
     """
 
     name = "alpaca"
@@ -84,6 +86,7 @@ class AlpacaProvider:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        budget: RateBudget | None = None,
     ) -> None:
         if not api_key or not secret_key:
             raise ValueError(f"Alpaca needs both a key id and a secret key ({AUTH_HINT})")
@@ -95,7 +98,9 @@ class AlpacaProvider:
             api_key, secret_key, raw_data=True, url_override=self.data_url
         )
         # The raw dicts skip one pydantic model per bar; the adapter does all retrying.
-        self._adapter = RobustAdapter(self.policy, sleep, clock, rng or random.Random())
+        self._adapter = RobustAdapter(
+            self.policy, sleep, clock, rng or random.Random(), budget=budget
+        )
         self._client._session.mount("https://", self._adapter)
         self._client._session.mount("http://", self._adapter)
 
@@ -132,32 +137,9 @@ class AlpacaProvider:
             return empty_raw()
         window_open = calendar.session_bounds(days[0])[0]
         window_close = calendar.session_bounds(days[-1])[1]
-        request = StockBarsRequest(
-            symbol_or_symbols=symbol,
-            timeframe=TimeFrame.Minute,
-            start=window_open.to_pydatetime(),
-            end=(window_close - pd.Timedelta(minutes=1)).to_pydatetime(),
-            adjustment=Adjustment.RAW,
-            feed=self.feed,
-        )
-        # Errors are rebuilt `from None`: the originals hold the request and its key headers.
-        try:
-            raw = self._client.get_stock_bars(request)
-        except RequestFailed as failure:
-            failed = (failure.status, failure.attempts, failure.detail)
-            raise self._error(symbol, start, end, *failed) from None
-        except APIError as err:
-            raise self._error(symbol, start, end, err.status_code, 1, str(err)) from None
-        except (requests.RequestException, ValueError, TypeError, KeyError) as err:
-            detail = f"unexpected answer: {type(err).__name__}: {err}"
-            raise self._error(symbol, start, end, None, 1, detail) from None
-        bars = (raw.get(symbol) or []) if isinstance(raw, dict) else []
-        try:
-            frame = bars_frame(bars)
-        except (ValueError, TypeError, KeyError) as err:
-            detail = f"unexpected bar format: {type(err).__name__}: {err}"
-            raise self._error(symbol, start, end, 200, 1, detail) from None
-        frame = frame.loc[regular_session_mask(frame["ts"], days)].reset_index(drop=True)
+        what = f"{symbol} {start}..{end}"
+        raw = self._bars([symbol], window_open, window_close - pd.Timedelta(minutes=1), what)
+        frame = self._frame(raw, symbol, days, what)
         log_event(
             logger,
             "fetch",
@@ -168,21 +150,76 @@ class AlpacaProvider:
             end=end.isoformat(),
             feed=self.feed.value,
             rows=len(frame),
-            received=len(bars),
-            outside_session=len(bars) - len(frame),
+            received=len(raw.get(symbol) or []),
+            outside_session=len(raw.get(symbol) or []) - len(frame),
             requests=stats.requests,
             retries=stats.retries,
             waited_s=round(stats.waited_s, 3),
         )
         return frame
 
-    def _error(self, symbol: str, start: dt.date, end: dt.date, *failure: object) -> ProviderError:
-        """A ProviderError from (status, attempts, detail), logged, with secrets masked."""
-        status, attempts, detail = failure
-        answer = f"HTTP {status}" if status is not None else "no answer"
-        text = self._scrub(
-            f"alpaca: {symbol} {start}..{end}: {answer} after {attempts} attempt(s): {detail}"
+    def fetch_window(
+        self, symbols: list[str], start: pd.Timestamp, end: pd.Timestamp
+    ) -> dict[str, pd.DataFrame]:
+        """Regular-session bars opening from `start` to `end` (UTC, both included) of
+        several symbols, asked in one multi-symbol request (and its pages)."""
+        stats = self._adapter.begin_fetch()
+        days = calendar.sessions(
+            start.tz_convert(calendar.EXCHANGE_TZ).date(),
+            end.tz_convert(calendar.EXCHANGE_TZ).date(),
         )
+        what = f"{','.join(symbols)} {start.isoformat()}..{end.isoformat()}"
+        raw = self._bars(symbols, start, end, what)
+        frames = {symbol: self._frame(raw, symbol, days, what) for symbol in symbols}
+        log_event(
+            logger, "fetch", "alpaca window fetched", provider=self.name, symbols=len(symbols),
+            start=start.isoformat(), end=end.isoformat(),
+            rows=sum(len(frame) for frame in frames.values()), requests=stats.requests,
+            retries=stats.retries, waited_s=round(stats.waited_s, 3),
+        )  # fmt: skip
+        return frames
+
+    def _bars(
+        self, symbols: list[str], start: pd.Timestamp, end: pd.Timestamp, what: str
+    ) -> dict[str, list[dict]]:
+        """The raw bar dicts per symbol of one (paged) request; errors as ProviderError."""
+        request = StockBarsRequest(
+            symbol_or_symbols=symbols if len(symbols) > 1 else symbols[0],
+            timeframe=TimeFrame.Minute,
+            start=start.to_pydatetime(),
+            end=end.to_pydatetime(),
+            adjustment=Adjustment.RAW,
+            feed=self.feed,
+        )
+        # Errors are rebuilt `from None`: the originals hold the request and its key headers.
+        try:
+            raw = self._client.get_stock_bars(request)
+        except RequestFailed as failure:
+            raise self._error(what, failure.status, failure.attempts, failure.detail) from None
+        except APIError as err:
+            raise self._error(what, err.status_code, 1, str(err)) from None
+        except (requests.RequestException, ValueError, TypeError, KeyError) as err:
+            detail = f"unexpected answer: {type(err).__name__}: {err}"
+            raise self._error(what, None, 1, detail) from None
+        return raw if isinstance(raw, dict) else {}
+
+    def _frame(
+        self, raw: dict[str, list[dict]], symbol: str, days: list[dt.date], what: str
+    ) -> pd.DataFrame:
+        if not days:
+            return empty_raw()
+        try:
+            frame = bars_frame(raw.get(symbol) or [])
+        except (ValueError, TypeError, KeyError) as err:
+            detail = f"unexpected bar format: {type(err).__name__}: {err}"
+            raise self._error(what, 200, 1, detail) from None
+        return frame.loc[regular_session_mask(frame["ts"], days)].reset_index(drop=True)
+
+    def _error(self, what: str, status: int | None, attempts: int, detail: str) -> ProviderError:
+        """A ProviderError from (status, attempts, detail), logged, with secrets masked."""
+        answer = f"HTTP {status}" if status is not None else "no answer"
+        text = self._scrub(f"alpaca: {what}: {answer} after {attempts} attempt(s): {detail}")
+        symbol = what.split(" ")[0]
         logger.error(text, extra={"stage": "fetch", "symbol": symbol, "status": status})
         return ProviderError(text)
 

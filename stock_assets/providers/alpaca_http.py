@@ -24,6 +24,7 @@ from requests.adapters import HTTPAdapter
 from requests.exceptions import ChunkedEncodingError
 from urllib3.exceptions import HTTPError as Urllib3Error
 
+from stock_assets.core.ratelimit import RateBudget
 from stock_assets.logs import get_logger
 
 AUTH_HINT = "check ALPACA_API_KEY_ID / ALPACA_API_SECRET_KEY"
@@ -109,10 +110,12 @@ class RobustAdapter(HTTPAdapter):
         clock: Callable[[], float],
         rng: random.Random,
         monotonic: Callable[[], float] = time.monotonic,
+        budget: RateBudget | None = None,
     ) -> None:
         super().__init__(pool_connections=4, pool_maxsize=8)
         self.policy, self._sleep, self._clock, self._rng = policy, sleep, clock, rng
         self._monotonic = monotonic
+        self._budget = budget
         self._gate_lock = threading.Lock()
         self._resume_at = 0.0
         self._local = threading.local()
@@ -136,6 +139,9 @@ class RobustAdapter(HTTPAdapter):
         while True:
             pause = self._pause_needed()
             self._wait(pause, "the pause until the rate limit resets", None, attempt)
+            if self._budget is not None:
+                wait = self._budget.take(self._clock())
+                self._wait(wait, "the wait for the shared request budget", None, attempt)
             attempt += 1
             deadline = min(self._monotonic() + self.policy.request_deadline_s, fetch_deadline)
             try:

@@ -33,6 +33,11 @@ class MarketDataResource(dg.ConfigurableResource):
     alpaca_fetch_deadline_s: int = Field(
         default=1800, description="Wall-clock limit of one symbol's whole Alpaca fetch."
     )
+    alpaca_requests_per_minute: int = Field(
+        default=200,
+        description="Requests per minute to Alpaca shared by every fetch of this process "
+        "(Alpaca's free plan allows 200).",
+    )
     synthetic_seed: int = Field(default=0, description="Seed of the synthetic provider.")
     csv_path: str = Field(default="", description="File or folder of the csv provider.")
     csv_label: str = Field(
@@ -77,6 +82,7 @@ class MarketDataResource(dg.ConfigurableResource):
                 raise UsageError(
                     f"no Alpaca keys in the environment: set {KEY_ENV[0]} and {SECRET_ENV[0]}"
                 )
+            from stock_assets.core.ratelimit import shared_budget
             from stock_assets.providers.alpaca import RetryPolicy
 
             policy = RetryPolicy(
@@ -84,8 +90,9 @@ class MarketDataResource(dg.ConfigurableResource):
                 fetch_deadline_s=self.alpaca_fetch_deadline_s,
             )
             return AlpacaProvider(
-                *keys, feed=self.alpaca_feed, data_url=self.alpaca_data_url or None, policy=policy
-            )
+                *keys, feed=self.alpaca_feed, data_url=self.alpaca_data_url or None,
+                policy=policy, budget=shared_budget("alpaca", self.alpaca_requests_per_minute),
+            )  # fmt: skip
         if name == "yahoo":
             from stock_assets.providers.yahoo import YahooProvider
 

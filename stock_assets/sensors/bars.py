@@ -44,7 +44,8 @@ def nightly_schedule(context: dg.ScheduleEvaluationContext):
 def gap_scanner_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     """Ask providers again for recent days that still miss session minutes.
 
-    Looks at `ingest_status` over the last 5 sessions; a (symbol, day) is requested again
+    Looks at `ingest_status` over the last 5 sessions (today's only once it has closed:
+    the live updater fills it meanwhile); a (symbol, day) is requested again
     only while its count of missing minutes changes, so a gap no provider can fill is
     asked for once, not forever.
     """
@@ -52,8 +53,10 @@ def gap_scanner_sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse
 
     from stock_assets.core import calendar
 
-    today = pd.Timestamp.now(EXCHANGE_TZ).date()
-    last = calendar.last_session_on_or_before(today)
+    now = pd.Timestamp.now(EXCHANGE_TZ)
+    last = calendar.last_session_on_or_before(now.date())
+    if last == now.date() and now < calendar.session_bounds(last)[1]:
+        last = calendar.previous_sessions(last, 1)[0]  # today belongs to the live updater
     first = calendar.previous_sessions(last, GAP_LOOKBACK_SESSIONS - 1)[:1] or [last]
     status = warehouse.open().catalog.ingest_status()
     recent = status[

@@ -222,6 +222,10 @@ class FakeAlpacaServer:
     is a fixed window of `rate_window_s` on `clock`; past `rate_limit` requests the
     server answers 429 until the window resets. `max_page_size` caps `limit`, to make
     pagination happen on small data.
+
+    With `live`, the server holds only the bars that have closed by `clock()` (a bar
+    opening at 10:19 is served from 10:20), so a test runs a session on a fake clock;
+    `halt()` stops the data advancing (the clock goes on) and `resume()` lets it catch up.
     """
 
     def __init__(
@@ -236,6 +240,7 @@ class FakeAlpacaServer:
         rate_window_s: float = 60.0,
         max_page_size: int = 10_000,
         clock: Callable[[], float] = time.time,
+        live: bool = False,
     ) -> None:
         self.api_key, self.secret_key = api_key, secret_key
         self.bars_for: BarsSource = bars_for or generated_bars
@@ -245,6 +250,8 @@ class FakeAlpacaServer:
         self.rate_limit, self.rate_window_s = rate_limit, rate_window_s
         self.max_page_size = max_page_size
         self.clock = clock
+        self.live = live
+        self.halted_at: float | None = None
         self._lock = threading.Lock()
         self._log: list[RecordedRequest] = []
         self._store = _DayStore(self.source)
@@ -271,6 +278,20 @@ class FakeAlpacaServer:
         if symbol in self.empty_symbols:
             return empty_raw()
         return self.bars_for(symbol, start_utc, end_utc)
+
+    def halt(self) -> None:
+        """Serve no bar that closes after now (a feed that stopped), until `resume`."""
+        self.halted_at = self.clock()
+
+    def resume(self) -> None:
+        self.halted_at = None
+
+    def served_until(self) -> pd.Timestamp | None:
+        """With `live`, the open of the newest bar served (None: no cap)."""
+        if not self.live:
+            return None
+        now = self.clock() if self.halted_at is None else min(self.clock(), self.halted_at)
+        return pd.Timestamp(now, unit="s", tz="UTC").floor("min") - pd.Timedelta(minutes=1)
 
     def preload(self, symbols: Iterable[str], first: dt.date, last: dt.date) -> None:
         """Serialize these symbol-days now, so a timed run measures the client, not the fake."""
@@ -340,6 +361,8 @@ class FakeAlpacaServer:
             symbol_index, offset = _decode_token(params.get("page_token"))
         except (KeyError, ValueError):
             return 400, b'{"message":"invalid start, end, limit or page_token"}'
+        cap = self.served_until()
+        end = end if cap is None else min(end, cap)
         if limit < 1 or symbol_index >= len(symbols):
             return 400, b'{"message":"invalid limit or page_token"}'
         ordered = sorted(symbols)
