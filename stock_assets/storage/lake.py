@@ -80,6 +80,27 @@ class Lake:
         ]
         return sorted(found)
 
+    def mtimes(self, dataset: str, symbol: str | None) -> dict[dt.date, int]:
+        """The modification time (ns) of each stored partition of one symbol (or of a
+        day-partitioned dataset), oldest day first: one stat call per partition, no reads."""
+        base = self.root / dataset
+        if symbol is not None:
+            base = base / f"symbol={normalize_symbol(symbol)}"
+        found = {}
+        try:
+            entries = list(os.scandir(base))
+        except FileNotFoundError:
+            return {}
+        for entry in entries:
+            if not entry.name.startswith("date="):
+                continue
+            try:
+                stat = os.stat(os.path.join(entry.path, PART_NAME))
+            except FileNotFoundError:  # a day directory whose file was moved aside
+                continue
+            found[dt.date.fromisoformat(entry.name.removeprefix("date="))] = stat.st_mtime_ns
+        return dict(sorted(found.items()))
+
     def read_table(self, dataset: str, symbol: str | None, day: dt.date) -> pa.Table | None:
         """One partition as an Arrow table, None when it does not exist."""
         path = self.partition_path(dataset, symbol, day)
