@@ -87,8 +87,10 @@ def running_dagster_dev(timeout: float = 180) -> Iterator[tuple[int, dict]]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    # No year of history for each symbol a test adds, unless the test asks for it.
+    env = {"STOCK_ASSETS_HISTORY_SESSIONS": "0", **os.environ}
     server = subprocess.Popen(
-        [sys.executable, "-m", "stock_assets.cli", "dev", "--port", str(port)],
+        [sys.executable, "-m", "stock_assets.cli", "dev", "--port", str(port)], env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     query = b'{"query": "{ assetNodes { assetKey { path } } instance { daemonHealth { allDaemonStatuses { daemonType healthy } } } }"}'  # noqa: E501

@@ -248,37 +248,35 @@ def resample_bars(bars: pd.DataFrame, interval: str) -> pd.DataFrame:
     else:
         step = width * _NS_PER_MIN
         bucket = open_ns + (ts - open_ns) // step * step
-    frame = bars[["open", "high", "low", "close", "volume"]].copy()
-    weighted = bars["vwap"] * bars["volume"]
-    frame["vwap_x_volume"] = weighted
-    frame["vwap_sum"] = bars["vwap"]
-    frame["vwap_count"] = bars["vwap"].notna().astype(int)
-    frame["vwap_volume"] = bars["volume"].where(bars["vwap"].notna(), 0.0)
-    frame["trade_count"] = bars["trade_count"].astype("float64")
-    frame["trade_known"] = bars["trade_count"].notna().astype(int)
-    frame["filled_minutes"] = bars["is_filled"].astype(int)
-    frame["bucket"] = bucket
-    grouped = frame.groupby("bucket", sort=True)
-    out = grouped.agg(
-        open=("open", "first"),
-        high=("high", "max"),
-        low=("low", "min"),
-        close=("close", "last"),
-        volume=("volume", "sum"),
-        vwap_x_volume=("vwap_x_volume", "sum"),
-        vwap_volume=("vwap_volume", "sum"),
-        vwap_sum=("vwap_sum", "sum"),
-        vwap_count=("vwap_count", "sum"),
-        trade_count=("trade_count", "sum"),
-        trade_known=("trade_known", "sum"),
-        minutes=("open", "size"),
-        filled_minutes=("filled_minutes", "sum"),
-    )
+    order = np.argsort(bucket, kind="stable")  # validated bars are sorted: a no-op
+    bucket = bucket[order]
+    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+    ends = np.r_[starts[1:], len(bucket)]
+
+    def column(name: str) -> np.ndarray:
+        return bars[name].to_numpy("float64", na_value=np.nan)[order]
+
+    def total(values: np.ndarray) -> np.ndarray:  # NaN counts as nothing, as in a SQL SUM
+        return np.add.reduceat(np.nan_to_num(values, nan=0.0), starts)
+
+    volume, vwap, trades = column("volume"), column("vwap"), column("trade_count")
+    known_vwap, known_trades = ~np.isnan(vwap), ~np.isnan(trades)
+    vwap_volume = total(np.where(known_vwap, volume, 0.0))
     with np.errstate(invalid="ignore", divide="ignore"):
-        by_volume = out["vwap_x_volume"] / out["vwap_volume"]
-        by_count = out["vwap_sum"] / out["vwap_count"]
-    out["vwap"] = by_volume.where(out["vwap_volume"] > 0, by_count)
-    out["trade_count"] = out["trade_count"].where(out["trade_known"] > 0).round().astype("Int64")
-    out = out.reset_index()
-    out["ts"] = pd.to_datetime(out["bucket"], utc=True).dt.as_unit("ns")
+        by_volume = total(vwap * volume) / vwap_volume
+        by_count = total(vwap) / np.add.reduceat(known_vwap.astype(np.int64), starts)
+    trade_count = pd.array(np.round(total(trades)), dtype="Int64")
+    trade_count[np.add.reduceat(known_trades.astype(np.int64), starts) == 0] = pd.NA
+    out = pd.DataFrame({
+        "ts": pd.DatetimeIndex(bucket[starts], tz="UTC").as_unit("ns"),
+        "open": column("open")[starts],
+        "high": np.maximum.reduceat(column("high"), starts),
+        "low": np.minimum.reduceat(column("low"), starts),
+        "close": column("close")[ends - 1],
+        "volume": total(volume),
+        "vwap": np.where(vwap_volume > 0, by_volume, by_count),
+        "trade_count": trade_count,
+        "minutes": (ends - starts).astype(np.int64),
+        "filled_minutes": np.add.reduceat(bars["is_filled"].to_numpy(np.int64)[order], starts),
+    })  # fmt: skip
     return out[DERIVED_COLUMNS]

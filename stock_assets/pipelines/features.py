@@ -5,6 +5,7 @@ and the CLI call this."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,8 +28,12 @@ def fold_column(config: FoldConfig) -> str:
 def fold_labels(ts: pd.Series, config: FoldConfig) -> np.ndarray:
     """'train'/'test' per row, episodes counted along every XNYS session since 2000, so all
     symbols share them and later data never relabels earlier days."""
-    sessions = calendar.sessions(calendar.FIRST_DAY, calendar.last_day())
-    return label_folds(ts, config.train_days, config.test_days, sessions=sessions).to_numpy()
+    return label_folds(ts, config.train_days, config.test_days, sessions=_sessions()).to_numpy()
+
+
+@functools.cache
+def _sessions() -> list[dt.date]:
+    return calendar.sessions(calendar.FIRST_DAY, calendar.last_day())
 
 
 @dataclass
@@ -69,20 +74,27 @@ def build_features(
 
 
 def extend_features(
-    warehouse: Warehouse, symbol: str, day: dt.date, folds: list[FoldConfig]
+    warehouse: Warehouse,
+    symbol: str,
+    day: dt.date,
+    folds: list[FoldConfig],
+    context: dict | None = None,
 ) -> int:
     """Append to a day's stored features the rows of its bars stored since (the live
     updater's path): the new rows continue from the carry of the day's last stored row
     over the same bars a whole-day build reads, so the day ends equal to that build.
-    The number of rows added (a day with no features yet is built whole)."""
+    The number of rows added (a day with no features yet is built whole). `context`
+    keeps the QQQ/VIXY bars and regimes read for one symbol for the next ones."""
     stored = warehouse.features_carry_day(symbol, day)
     if stored is None or stored.empty:
         built = build_features(warehouse, symbol, [day], folds)
         return len(built.table)
     after = core_features.carry_from(stored)
-    table, _ = symbol_features(warehouse, symbol, [day], folds, after=after)
+    table, _ = symbol_features(warehouse, symbol, [day], [], after=after, context=context)
     if table.empty:
         return 0
+    for column in stored.columns[stored.columns.str.startswith("fold_")]:
+        table[column] = stored[column].iloc[-1]  # one day, one label
     warehouse.store_features(symbol, pd.concat([stored[table.columns], table]), [day])
     return len(table)
 
@@ -94,6 +106,7 @@ def symbol_features(
     folds: list[FoldConfig],
     *,
     after: core_features.FeatureCarry | None = None,
+    context: dict | None = None,
 ) -> tuple[pd.DataFrame, str]:
     """Features of one symbol's days: from the previous day's carry and LOOKBACK_SESSIONS of
     bars when that day was built, else from the start of the stored history. With `after`
@@ -102,23 +115,32 @@ def symbol_features(
     previous = stored[-1:] or []
     carry, note = None, ""
     tail = warehouse.features_carry_day(symbol, previous[0]) if previous else None
+    history = stored
     if tail is not None and len(tail):
         carry = core_features.carry_from(tail)
         history = stored[-core_features.LOOKBACK_SESSIONS :]
-        if len(warehouse.read_bars(symbol, history)) < core_features.LOOKBACK_BARS:
-            history = stored  # short sessions: take everything before
-    else:
-        history = stored
-        if stored:
-            note = f"no features stored for {previous[0]}: built from {stored[0]} on"
+    elif stored:
+        note = f"no features stored for {previous[0]}: built from {stored[0]} on"
     window = history + days
     bars = warehouse.read_bars(symbol, window)
+    first_open = calendar.session_bounds(days[0])[0]
+    if history != stored and (bars["ts"] < first_open).sum() < core_features.LOOKBACK_BARS:
+        window = stored + days  # short sessions: take everything before
+        bars = warehouse.read_bars(symbol, window)
     if bars.empty:
         return pd.DataFrame(), f"no bars stored for {days[0]} .. {days[-1]}"
+    context = {} if context is None else context
     context_days = calendar.previous_sessions(days[0], core_features.LOOKBACK_SESSIONS) + days
-    qqq = warehouse.read_bars(QQQ, sorted(set(context_days) | set(window)))
-    vixy = warehouse.read_bars(VIXY, sorted(set(context_days) | set(window)))
-    regimes = warehouse.read_regimes(days)
+    around = sorted(set(context_days) | set(window))
+
+    def read(key: tuple, reader):
+        if key not in context:
+            context[key] = reader()
+        return context[key]
+
+    qqq = read((QQQ, *around), lambda: warehouse.read_bars(QQQ, around))
+    vixy = read((VIXY, *around), lambda: warehouse.read_bars(VIXY, around))
+    regimes = read(("regimes", *days), lambda: warehouse.read_regimes(days))
     if after is not None:
         newer = bars["ts"] > after.ts
         if not newer.any():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -173,14 +174,19 @@ def _record_status(warehouse: Warehouse, tick: LiveTick) -> None:
 
 
 def _follow(warehouse: Warehouse, tick: LiveTick, folds: list[FoldConfig]) -> None:
-    """Today's derived bars, regimes (when QQQ or VIXY advanced) and features follow."""
+    """Today's regimes (when QQQ or VIXY advanced), then each symbol's derived bars and
+    features, on two threads (Parquet reads and writes release the GIL)."""
     day = tick.window.day
-    for symbol in tick.advanced:
-        warehouse.store_derived(symbol, [day])
     if {QQQ, VIXY} & set(tick.advanced):
         build_regimes(warehouse, [day])
-    for symbol in tick.advanced:
-        tick.features[symbol] = extend_features(warehouse, symbol, day, folds)
+    context: dict = {}  # QQQ/VIXY bars and regimes, read once for every symbol
+
+    def follow(symbol: str) -> int:
+        warehouse.store_derived(symbol, [day])
+        return extend_features(warehouse, symbol, day, folds, context)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        tick.features = dict(zip(tick.advanced, pool.map(follow, tick.advanced), strict=True))
 
 
 def _et(stamp: pd.Timestamp) -> str:

@@ -22,6 +22,7 @@ import hashlib
 import os
 import random
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -67,6 +68,7 @@ LAKE_VIEWS: dict[str, tuple[str, dict[str, str] | None, str]] = {
 LOCK_WAIT_SECONDS = 60.0
 log = get_logger(__name__)
 _PREPARED: set[Path] = set()  # catalogs whose schema this process has put in place
+_WRITING = threading.RLock()  # one write at a time among this process's threads
 
 
 def lake_select(lake: Lake, dataset: str, columns: dict[str, str] | None) -> str | None:
@@ -126,14 +128,16 @@ class Catalog:
     @contextmanager
     def writing(self, *tables: str) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-write connection with the schema in place (waiting while another process
-        holds the file); the given tables are mirrored for readers once the block ends."""
-        connection = self._open_for_writing()
-        try:
-            yield connection
-            for table in tables:
-                self._mirror(connection, table)
-        finally:
-            connection.close()
+        or thread holds the file); the given tables are mirrored for readers once the block
+        ends."""
+        with _WRITING:
+            connection = self._open_for_writing()
+            try:
+                yield connection
+                for table in tables:
+                    self._mirror(connection, table)
+            finally:
+                connection.close()
 
     def _open_for_writing(self) -> duckdb.DuckDBPyConnection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
