@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from stock_assets.core import bars as core_bars
 from stock_assets.core import calendar
 from stock_assets.core.folds import FoldConfig
 from stock_assets.core.ingest import Fetched, last_completed_minute
@@ -66,6 +67,7 @@ class LiveTick:
     last_bar: dict[str, pd.Timestamp | None] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     sources: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    bars: dict[str, pd.DataFrame] = field(default_factory=dict)  # today's, as stored
     requests: int = 0
     features: dict[str, int] = field(default_factory=dict)
 
@@ -86,7 +88,7 @@ def live_tick(
     tick = LiveTick(window)
     groups: dict[pd.Timestamp, list[str]] = defaultdict(list)
     for symbol in sorted(symbols):
-        bars = warehouse.read_bars(symbol, [window.day])
+        tick.bars[symbol] = bars = warehouse.read_bars(symbol, [window.day])
         real = bars.loc[~bars["is_filled"], "ts"]
         tick.sources[symbol].update(set(bars["source"]) - {"fill"})
         tick.added[symbol], tick.stored[symbol] = 0, len(real)
@@ -97,6 +99,7 @@ def live_tick(
     for start, group in sorted(groups.items()):
         for symbol, fetched in _fetch(providers, group, start, window, now, tick).items():
             warehouse.store_bars(symbol, fetched.bars, [window.day])
+            tick.bars[symbol] = core_bars.merge_bars(tick.bars[symbol], fetched.bars)
             if len(fetched.bars):
                 tick.added[symbol] = len(fetched.bars)
                 tick.stored[symbol] += len(fetched.bars)
@@ -182,7 +185,7 @@ def _follow(warehouse: Warehouse, tick: LiveTick, folds: list[FoldConfig]) -> No
     context: dict = {}  # QQQ/VIXY bars and regimes, read once for every symbol
 
     def follow(symbol: str) -> int:
-        warehouse.store_derived(symbol, [day])
+        warehouse.store_derived(symbol, [day], tick.bars[symbol])
         return extend_features(warehouse, symbol, day, folds, context)
 
     with ThreadPoolExecutor(max_workers=2) as pool:

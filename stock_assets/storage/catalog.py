@@ -69,6 +69,18 @@ LOCK_WAIT_SECONDS = 60.0
 log = get_logger(__name__)
 _PREPARED: set[Path] = set()  # catalogs whose schema this process has put in place
 _WRITING = threading.RLock()  # one write at a time among this process's threads
+RESULTS_KEPT = 64
+_RESULTS: dict[tuple, pd.DataFrame] = {}  # read results by query and mirror signatures
+_RESULTS_LOCK = threading.Lock()
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    """What changes when a mirror is replaced: inode, size and modification time."""
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        return None
+    return found.st_ino, found.st_size, found.st_mtime_ns
 
 
 def lake_select(lake: Lake, dataset: str, columns: dict[str, str] | None) -> str | None:
@@ -302,21 +314,31 @@ class Catalog:
         """Run a query over the mirrors of the tables it names (an empty table where none
         is written yet), on a cursor of this process's in-memory DuckDB: its views are
         the cursor's own, and opening one costs microseconds where a new database costs
-        tens of milliseconds."""
+        tens of milliseconds. A result is kept until one of those mirrors is replaced
+        (each write renames a new file into place), so a repeated read costs a stat."""
         named = set(re.findall(r"[a-z_]+", sql.lower()))
+        mirrors = {name: self.mirror_dir / f"{name}.parquet" for name in TABLES if name in named}
+        key = (sql, repr(params), *(_signature(path) for path in mirrors.values()))
+        with _RESULTS_LOCK:
+            cached = _RESULTS.get(key)
+        if cached is not None:
+            return cached.copy()
         with _reader().cursor() as connection:
-            for name, table in TABLES.items():
-                if name not in named:
-                    continue
-                mirror = self.mirror_dir / f"{name}.parquet"
+            for name, mirror in mirrors.items():
                 if mirror.is_file():
                     escaped = str(mirror).replace("'", "''")
                     connection.execute(
                         f"CREATE TEMP VIEW {name} AS SELECT * FROM read_parquet('{escaped}')"
                     )
                 else:
-                    connection.execute(table.ddl().replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
-            return connection.execute(sql, params or []).df()
+                    ddl = TABLES[name].ddl()
+                    connection.execute(ddl.replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
+            result = connection.execute(sql, params or []).df()
+        with _RESULTS_LOCK:
+            _RESULTS[key] = result
+            while len(_RESULTS) > RESULTS_KEPT:
+                _RESULTS.pop(next(iter(_RESULTS)))
+        return result.copy()
 
     def ingest_status(self, symbol: str | None = None) -> pd.DataFrame:
         query, params = "SELECT * FROM ingest_status", []

@@ -13,7 +13,7 @@ from stock_assets.core.symbols import RULE
 from .conftest import FOLD_3_2
 
 PATHS = {
-    "/health", "/runs", "/runs/{run_id}", "/leaderboard", "/models", "/models/{model_id}",
+    "/health", "/logs", "/runs", "/runs/{run_id}", "/leaderboard", "/models", "/models/{model_id}",
     "/status", "/stats", "/features/options", "/features/symbols", "/features/columns",
     "/features/{symbol}", "/symbols", "/symbols/{symbol}", "/bars/{symbol}", "/gaps/{symbol}",
     "/ingest-status/{symbol}", "/ingest/{symbol}", "/backfill/{symbol}",

@@ -103,3 +103,17 @@ def test_a_mirror_lost_after_a_commit_is_rebuilt_by_the_next_writer_process(home
         check=True, timeout=120,
     )  # fmt: skip
     pd.testing.assert_frame_equal(warehouse.catalog.ingest_status(), before)
+
+
+def test_a_kept_read_result_lasts_until_its_mirror_is_replaced(home):
+    warehouse = Warehouse(home)
+    status = pd.DataFrame({"symbol": "SPY", "date": DAYS[:1], "status": "ok", "provider": "x",
+                           "rows": 390, "missing_minutes": 0, "message": "",
+                           "updated_at": pd.Timestamp.now(tz="UTC")})  # fmt: skip
+    warehouse.catalog.upsert_ingest_status(status)
+    query = "SELECT symbol, status FROM ingest_status ORDER BY date"
+    first = warehouse.catalog.read(query)
+    first.loc[0, "status"] = "changed by the caller"  # a copy: the kept result stays
+    assert warehouse.catalog.read(query).values.tolist() == [["SPY", "ok"]]
+    warehouse.catalog.upsert_ingest_status(status.assign(date=DAYS[1], status="partial"))
+    assert warehouse.catalog.read(query).values.tolist() == [["SPY", "ok"], ["SPY", "partial"]]
