@@ -1,7 +1,8 @@
 """Live updater benchmark: one tick of `live_bars_sensor` for many symbols against the fake
 Alpaca server on a fake clock.
 
-Run: ``uv run python benchmarks/bench_live.py`` (``--symbols 50``).
+Run: ``uv run python benchmarks/bench_live.py`` (``--symbols 50``; ``--profile`` prints where the
+steady tick spends its time).
 Prints one line per figure: ``name value unit (params)``.
 
 Setup: a fresh home; `--symbols` symbols (QQQ and VIXY among them, so regimes follow too)
@@ -18,10 +19,12 @@ requests, runs launched and events.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import datetime as dt
 import itertools
 import logging
 import os
+import pstats
 import string
 import tempfile
 import time
@@ -30,6 +33,7 @@ import time
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--symbols", type=int, default=50)
+    parser.add_argument("--profile", action="store_true", help="cProfile the steady tick")
     args = parser.parse_args()
     home = tempfile.mkdtemp(prefix="bench-live-")
     os.environ.update(STOCK_ASSETS_HOME=home, DAGSTER_HOME=os.path.join(home, "dagster"),
@@ -84,10 +88,16 @@ def main() -> None:
             clock.now += minutes * 60
             before = len(server.requests)
             runs = instance.get_runs_count()
+            profile = cProfile.Profile() if args.profile and case == "steady" else None
             started = time.perf_counter()
+            if profile:
+                profile.enable()
             result = evaluate(instance, warehouse, market, pd.Timestamp(clock.now, unit="s",
                                                                         tz="UTC"))  # fmt: skip
             tick_s = time.perf_counter() - started
+            if profile:
+                profile.disable()
+                pstats.Stats(profile).sort_stats("cumulative").print_stats(40)
             events = list(getattr(result, "asset_events", []))
             started = time.perf_counter()
             for event in events:

@@ -318,7 +318,7 @@ class Catalog:
         (each write renames a new file into place), so a repeated read costs a stat."""
         named = set(re.findall(r"[a-z_]+", sql.lower()))
         mirrors = {name: self.mirror_dir / f"{name}.parquet" for name in TABLES if name in named}
-        key = (sql, repr(params), *(_signature(path) for path in mirrors.values()))
+        key = (sql, repr(params), *(self.version(name) for name in mirrors))
         with _RESULTS_LOCK:
             cached = _RESULTS.get(key)
         if cached is not None:
@@ -339,6 +339,10 @@ class Catalog:
             while len(_RESULTS) > RESULTS_KEPT:
                 _RESULTS.pop(next(iter(_RESULTS)))
         return result.copy()
+
+    def version(self, table: str) -> tuple[int, int, int] | None:
+        """What changes whenever a write to `table` commits (None before the first)."""
+        return _signature(self.mirror_dir / f"{table}.parquet")
 
     def ingest_status(self, symbol: str | None = None) -> pd.DataFrame:
         query, params = "SELECT * FROM ingest_status", []

@@ -98,12 +98,15 @@ def test_simulate_then_the_leaderboard(writable, client_of):
         422, {"error": "fill_delays: 5000 is not a number of bars 0..1000"}
     )  # fmt: skip
     assert client.post("/simulate/SPY", json={"thresholds": "x"}).status_code == 422
+    params = {"symbol": "spy", "by": "sharpe"}
+    before = client.get("/leaderboard", params=params).json()["rows"]  # kept until a write
     body = succeeded(client.post("/simulate/SPY", json=grid))
     assert body["outputs"] == {"combinations": 2}
 
     from stock_assets.storage.warehouse import Warehouse
 
-    board = client.get("/leaderboard", params={"symbol": "spy", "by": "sharpe"}).json()
+    board = client.get("/leaderboard", params=params).json()
+    assert board["rows"] != before
     stored = Warehouse(writable).catalog.leaderboard("sharpe", "SPY", 20)
     assert [row["run_id"] for row in board["rows"]] == list(stored["run_id"])
     assert "baseline:momentum_5" in {row["model_id"] for row in board["rows"]}

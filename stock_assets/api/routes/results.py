@@ -7,7 +7,7 @@ import datetime as dt
 import re
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from stock_assets.api import common
 from stock_assets.api.common import Limit, Offset
@@ -98,7 +98,7 @@ def run(
     return info
 
 
-@router.get("/leaderboard")
+@router.get("/leaderboard", response_model=Leaderboard)
 def leaderboard(
     symbol: OptionalSymbol = None,
     by: Annotated[
@@ -106,12 +106,24 @@ def leaderboard(
     ] = "sqn",
     limit: Annotated[int, Query(ge=1, le=common.MAX_LIMIT)] = 20,
     offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
-) -> Leaderboard:
-    """Stored simulations (sim_runs rows), best first by a metric."""
+) -> Response:
+    """Stored simulations (sim_runs rows), best first by a metric. A page's JSON is kept
+    until `sim_runs` changes: dashboards poll it, and it changes only when a grid runs."""
     symbol = normalize_symbol(symbol) if symbol is not None else None
-    board = common.warehouse().catalog.leaderboard(by, symbol, offset + limit)
-    rows = common.records(board.iloc[offset:])
-    return Leaderboard(by=by, symbol=symbol, limit=limit, offset=offset, rows=rows)
+    catalog = common.warehouse().catalog
+    key = (by, symbol, limit, offset, catalog.version("sim_runs"))
+    body = _BOARDS.get(key)
+    if body is None:
+        board = catalog.leaderboard(by, symbol, offset + limit)
+        rows = common.records(board.iloc[offset:])
+        page = Leaderboard(by=by, symbol=symbol, limit=limit, offset=offset, rows=rows)
+        body = _BOARDS[key] = page.model_dump_json().encode()
+        while len(_BOARDS) > 64:
+            _BOARDS.pop(next(iter(_BOARDS)), None)
+    return Response(body, media_type="application/json")
+
+
+_BOARDS: dict[tuple, bytes] = {}  # leaderboard pages by parameters and sim_runs version
 
 
 def _summary(model) -> dict:
