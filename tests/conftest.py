@@ -51,6 +51,16 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
+def write_log_line(home: Path, when, message: str, level: str = "INFO", **fields) -> None:
+    """One line of the central log store, as a process at `when` (UTC) would write it."""
+    folder = home / "logs" / f"date={when.date()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"timestamp": when.isoformat(), "level": level, "logger": "stock_assets.test",
+              "message": message, **fields}  # fmt: skip
+    with (folder / "1-test.jsonl").open("a") as segment:
+        segment.write(json.dumps(record) + "\n")
+
+
 @pytest.fixture
 def real_data() -> Path:
     if not REAL_DATA.is_dir():

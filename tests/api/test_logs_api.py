@@ -4,7 +4,6 @@ hostile or malformed filters are JSON 422s."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,29 +11,21 @@ import pytest
 from fastapi.testclient import TestClient
 
 from stock_assets.core.symbols import RULE
+from tests.conftest import write_log_line
 
 T0 = dt.datetime(2024, 2, 20, 14, 30, tzinfo=dt.UTC)
 
 
 def append(home: Path, seconds: float, message: str, level: str = "INFO", **fields) -> None:
-    when = T0 + dt.timedelta(seconds=seconds)
-    folder = home / "logs" / f"date={when.date()}"
-    folder.mkdir(parents=True, exist_ok=True)
-    record = {"timestamp": when.isoformat(), "level": level, "logger": "stock_assets.test",
-              "message": message, **fields}  # fmt: skip
-    with (folder / "1-test.jsonl").open("a") as segment:
-        segment.write(json.dumps(record) + "\n")
+    write_log_line(home, T0 + dt.timedelta(seconds=seconds), message, level, **fields)
 
 
 @pytest.fixture
 def client(home: Path) -> Iterator[TestClient]:
-    """The app of create_app(), with the logs router included if the app lacks it."""
+    """The app of create_app() over a home with four log lines."""
     from stock_assets.api.app import create_app
-    from stock_assets.api.routes import logs
 
     app = create_app()
-    if not any(getattr(route, "path", None) == "/logs" for route in app.routes):
-        app.include_router(logs.router)
     append(home, 0, "fetched", symbol="SPY", stage="fetch", run_id="run-1", rows=390)
     append(home, 1, "fetched", symbol="QQQ", stage="fetch", run_id="run-1", rows=389)
     append(home, 2, "dropped", "WARNING", symbol="SPY", stage="validate", run_id="run-1")

@@ -20,6 +20,7 @@ from stock_assets.cli.logs import add_logs_parser, follow
 from stock_assets.core.errors import UsageError
 from stock_assets.core.symbols import InvalidSymbol
 from stock_assets.storage.logstore import LogQuery
+from tests.conftest import write_log_line
 
 T0 = dt.datetime(2024, 2, 20, 14, 30, tzinfo=dt.UTC)
 
@@ -44,13 +45,7 @@ def run(*argv: str) -> int:
 
 
 def append(home: Path, seconds: float, message: str, level: str = "INFO", **fields) -> None:
-    when = T0 + dt.timedelta(seconds=seconds)
-    folder = home / "logs" / f"date={when.date()}"
-    folder.mkdir(parents=True, exist_ok=True)
-    record = {"timestamp": when.isoformat(), "level": level, "logger": "stock_assets.test",
-              "message": message, **fields}  # fmt: skip
-    with (folder / "1-test.jsonl").open("a") as segment:
-        segment.write(json.dumps(record) + "\n")
+    write_log_line(home, T0 + dt.timedelta(seconds=seconds), message, level, **fields)
 
 
 @pytest.fixture
