@@ -109,6 +109,7 @@ def run_dagster(symbols: list[str], days: list[dt.date], home: Path, instance: s
 
     from stock_assets import settings
     from stock_assets.definitions import defs
+    from stock_assets.jobs.launcher import range_tags
     from stock_assets.storage.warehouse import Warehouse
 
     if instance == "memory":
@@ -118,10 +119,7 @@ def run_dagster(symbols: list[str], days: list[dt.date], home: Path, instance: s
         context = dg.DagsterInstance.get()
     with context as dagster_instance:
         dagster_instance.add_dynamic_partitions("symbols", symbols)
-        tags = {
-            "dagster/asset_partition_range_start": f"{days[0]}|{min(symbols)}",
-            "dagster/asset_partition_range_end": f"{days[-1]}|{max(symbols)}",
-        }
+        tags = range_tags(f"{days[0]}|{min(symbols)}", f"{days[-1]}|{max(symbols)}")
         config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
         start = time.perf_counter()
         result = defs.resolve_job_def("ingest_job").execute_in_process(
@@ -166,6 +164,7 @@ def run_backfill(
     import dagster as dg
 
     from stock_assets import settings
+    from stock_assets.jobs.launcher import range_tags
 
     dagster_home = home / "dagster"
     dagster_home.mkdir(parents=True)
@@ -181,10 +180,7 @@ def run_backfill(
         job = defs.resolve_job_def("ingest_job")
     with dg.DagsterInstance.get() as dagster_instance:
         dagster_instance.add_dynamic_partitions("symbols", symbols)
-        tags = {
-            "dagster/asset_partition_range_start": f"{days[0]}|{min(symbols)}",
-            "dagster/asset_partition_range_end": f"{days[-1]}|{max(symbols)}",
-        }
+        tags = range_tags(f"{days[0]}|{min(symbols)}", f"{days[-1]}|{max(symbols)}")
         config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
         start = time.perf_counter()
         result = job.execute_in_process(instance=dagster_instance, tags=tags, run_config=config)

@@ -110,6 +110,16 @@ def last_session_on_or_before(day: dt.date) -> dt.date:
     return index[int(np.searchsorted(index, day, "right")) - 1]
 
 
+def last_closed_session(now: dt.datetime | pd.Timestamp) -> dt.date:
+    """The newest session that has closed by `now` (tz-aware): a session in progress is
+    not closed (the live updater owns it)."""
+    moment = pd.Timestamp(now)
+    last = last_session_on_or_before(moment.tz_convert(EXCHANGE_TZ).date())
+    if moment < session_bounds(last)[1]:
+        last = previous_sessions(last, 1)[0]
+    return last
+
+
 def session_bounds(day: dt.date) -> tuple[pd.Timestamp, pd.Timestamp]:
     """Open and close of a session as UTC timestamps; the close is exclusive."""
     position = session_position(day)

@@ -58,12 +58,12 @@ class Launch:
         )
 
 
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
 def range_tags(start: str, end: str) -> dict[str, str]:
     """Tags that make one run over the partitions from start to end."""
-    return {
-        "dagster/asset_partition_range_start": start,
-        "dagster/asset_partition_range_end": end,
-    }
+    return {RANGE_START: start, RANGE_END: end}
 
 
 def symbol_days_tags(symbol: str, start: dt.date, end: dt.date) -> dict[str, str]:

@@ -53,10 +53,7 @@ def gap_scanner_sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse
 
     from stock_assets.core import calendar
 
-    now = pd.Timestamp.now(EXCHANGE_TZ)
-    last = calendar.last_session_on_or_before(now.date())
-    if last == now.date() and now < calendar.session_bounds(last)[1]:
-        last = calendar.previous_sessions(last, 1)[0]  # today belongs to the live updater
+    last = calendar.last_closed_session(pd.Timestamp.now("UTC"))  # today: the live updater's
     first = calendar.previous_sessions(last, GAP_LOOKBACK_SESSIONS - 1)[:1] or [last]
     status = warehouse.open().catalog.ingest_status()
     recent = status[

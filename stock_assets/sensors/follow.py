@@ -23,8 +23,9 @@ from stock_assets import settings
 from stock_assets.core.symbols import InvalidSymbol, check_symbol_key
 from stock_assets.jobs import features_job, ingest_job, regimes_job
 from stock_assets.jobs import launcher as launches
+from stock_assets.jobs.launcher import RANGE_END, RANGE_START
 from stock_assets.resources.warehouse import WarehouseResource
-from stock_assets.sensors.history import REASON_TAG, last_complete_session
+from stock_assets.sensors.history import REASON_TAG
 
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
@@ -33,7 +34,6 @@ IN_FLIGHT = [
     dg.DagsterRunStatus.STARTED,
     dg.DagsterRunStatus.CANCELING,
 ]
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,9 @@ def features_follow_sensor(context: dg.SensorEvaluationContext, warehouse: Wareh
     cursor = json.loads(context.cursor or "{}")
     lake = warehouse.open().lake
     first_day = settings.first_partition_day()
-    last_day = last_complete_session(dt.datetime.now(dt.UTC))
+    from stock_assets.core import calendar
+
+    last_day = calendar.last_closed_session(dt.datetime.now(dt.UTC))
 
     def mtimes(dataset: str, symbol: str | None) -> dict[dt.date, int]:
         stored = lake.mtimes(dataset, symbol)

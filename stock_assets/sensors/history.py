@@ -21,7 +21,6 @@ HISTORY_SESSIONS_ENV = "STOCK_ASSETS_HISTORY_SESSIONS"
 DEFAULT_HISTORY_SESSIONS = 252
 MAX_HISTORY_SESSIONS = 252 * 30
 CHUNK_SESSIONS = 63  # one run per quarter: a failed run loses a quarter, not the year
-EXCHANGE_TZ = "America/New_York"
 REASON_TAG = "stock_assets/reason"
 
 
@@ -45,20 +44,6 @@ def history_sessions() -> int:
             f"history) to {MAX_HISTORY_SESSIONS} (default {DEFAULT_HISTORY_SESSIONS}, a year)"
         )
     return sessions
-
-
-def last_complete_session(now: dt.datetime) -> dt.date:
-    """The newest XNYS session that has closed by `now` (tz-aware): today's session in
-    progress belongs to the live updater, not to history."""
-    import pandas as pd
-
-    from stock_assets.core import calendar
-
-    moment = pd.Timestamp(now)
-    last = calendar.last_session_on_or_before(moment.tz_convert(EXCHANGE_TZ).date())
-    if moment < calendar.session_bounds(last)[1]:
-        last = calendar.previous_sessions(last, 1)[0]
-    return last
 
 
 def history_chunks(last: dt.date, sessions: int) -> list[tuple[dt.date, dt.date]]:
@@ -113,7 +98,9 @@ def symbol_history_sensor(context: dg.SensorEvaluationContext, warehouse: Wareho
             skip_reason=f"{HISTORY_SESSIONS_ENV}=0: new symbols get no history",
             cursor=json.dumps(sorted(handled | set(new))),
         )
-    last = last_complete_session(dt.datetime.now(dt.UTC))
+    from stock_assets.core import calendar
+
+    last = calendar.last_closed_session(dt.datetime.now(dt.UTC))
     store = warehouse.open()
     requests = []
     for key in new:

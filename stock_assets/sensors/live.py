@@ -17,6 +17,7 @@ import dagster as dg
 from stock_assets.assets.partitions import partition_key
 from stock_assets.resources.market_data import MarketDataResource
 from stock_assets.resources.warehouse import WarehouseResource
+from stock_assets.sensors import health
 
 SENSOR = "live_bars_sensor"
 
@@ -48,7 +49,6 @@ def evaluate(
     """One tick at `now` (UTC): what the sensor returns."""
     import pandas as pd
 
-    from stock_assets.core.symbols import SYMBOL_PATTERN
     from stock_assets.pipelines import alerts
     from stock_assets.pipelines.features import QQQ, VIXY
     from stock_assets.pipelines.live import live_tick, live_window
@@ -58,8 +58,7 @@ def evaluate(
     if isinstance(window, str):
         alerts.check_stall(store, SENSOR, now, now, session_open=False)
         return dg.SkipReason(window)
-    keys = instance.get_dynamic_partitions("symbols")
-    symbols = sorted(key for key in keys if SYMBOL_PATTERN.fullmatch(key))
+    symbols = health.symbols(instance)
     if not symbols:
         return dg.SkipReason("no symbols yet: stock-assets symbols add SPY")
     tick = live_tick(store, market_data.chain(), symbols, window, now)

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from stock_assets.core import calendar
+from stock_assets.core.calendar import last_closed_session as last_complete_session
 from stock_assets.jobs import JOBS
 from stock_assets.jobs import launcher as launches
 from stock_assets.resources.warehouse import WarehouseResource
@@ -22,7 +23,6 @@ from stock_assets.sensors.follow import features_follow_sensor
 from stock_assets.sensors.history import (
     HISTORY_SESSIONS_ENV,
     InvalidHistoryDepth,
-    last_complete_session,
     symbol_history_sensor,
 )
 from stock_assets.storage.lake import BARS_1M, FEATURES, MARKET_REGIMES

@@ -40,12 +40,9 @@ def status_row(symbol, day, status, missing):
 def test_gap_scanner_requests_recent_partial_days_once_per_gap_size(home):
     warehouse = WarehouseResource()
     store = warehouse.open()
-    now = pd.Timestamp.now("America/New_York")
     from stock_assets.core import calendar
 
-    last = calendar.last_session_on_or_before(now.date())
-    if last == now.date() and now < calendar.session_bounds(last)[1]:
-        last = calendar.previous_sessions(last, 1)[0]  # today's session is still open
+    last = calendar.last_closed_session(pd.Timestamp.now("UTC"))
     old = calendar.previous_sessions(last, 10)[0]
     store.catalog.upsert_ingest_status(pd.DataFrame([
         status_row("SPY", last, "partial", 3),
