@@ -35,7 +35,9 @@ _SECRET_ENV = (
     "ALPACA_API_KEY_ID",
     "ALPACA_KEY_ID",
     "APCA_API_KEY_ID",
+    "STOCK_ASSETS_API_TOKEN",
 )
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)\S*@", re.I)
 _SECRET_HEADER = re.compile(
     r"(APCA-API-(?:KEY-ID|SECRET-KEY)['\"]?\s*[:=]\s*['\"]?)[^'\",\s}]+", re.I
 )
@@ -63,11 +65,13 @@ def log_context(**fields: object) -> Iterator[None]:
 
 
 def redact(text: str) -> str:
-    """The text with every configured Alpaca key and key header value masked."""
+    """The text with every configured Alpaca key, key header value, the API token and
+    the password of any URL (a catalog, broker or MLflow URL) masked."""
     for name in _SECRET_ENV:
         value = os.environ.get(name)
         if value and len(value) >= 4:
             text = text.replace(value, "***")
+    text = _URL_PASSWORD.sub(r"\1***@", text)
     return _SECRET_HEADER.sub(r"\1***", text)
 
 

@@ -10,6 +10,11 @@ from functools import lru_cache
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+# The embedded default instance's config: the repository's top-level dagster.yaml (a wheel
+# carries it inside the package, see pyproject.toml).
+INSTANCE_CONFIG = PACKAGE_DIR.parent / "dagster.yaml"
+if not INSTANCE_CONFIG.is_file():
+    INSTANCE_CONFIG = PACKAGE_DIR / "dagster.yaml"
 DEFAULT_HOME = "data"
 
 
@@ -25,6 +30,12 @@ def first_partition_day() -> dt.date:
     return dt.date.fromisoformat(os.environ.get("STOCK_ASSETS_FIRST_DAY", "2016-01-04"))
 
 
+def catalog_url() -> str:
+    """STOCK_ASSETS_CATALOG_URL: a postgresql:// URL puts the catalog's tables in
+    PostgreSQL (a deployment); empty (the default) keeps them in the DuckDB file."""
+    return os.environ.get("STOCK_ASSETS_CATALOG_URL", "").strip()
+
+
 def dagster_home() -> Path:
     """DAGSTER_HOME (default <home>/dagster), holding the instance's dagster.yaml."""
     raw = os.environ.get("DAGSTER_HOME")
@@ -32,7 +43,7 @@ def dagster_home() -> Path:
     path.mkdir(parents=True, exist_ok=True)
     config = path / "dagster.yaml"
     if not config.exists():
-        shutil.copyfile(PACKAGE_DIR / "dagster.yaml", config)
+        shutil.copyfile(INSTANCE_CONFIG, config)
     return path
 
 
@@ -47,7 +58,10 @@ def use_dagster_home() -> Path:
 
 @lru_cache(maxsize=1)
 def git_revision() -> str:
-    """The git revision of the code that runs (`unknown` outside a checkout)."""
+    """The git revision of the code that runs: STOCK_ASSETS_GIT_REVISION (set in the
+    container image, which has no .git), else the checkout's (`unknown` outside one)."""
+    if os.environ.get("STOCK_ASSETS_GIT_REVISION"):
+        return os.environ["STOCK_ASSETS_GIT_REVISION"]
     try:
         done = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"],

@@ -20,6 +20,7 @@ import pytest
 
 from stock_assets.logs import JsonFormatter
 
+POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432"
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 
 
@@ -32,6 +33,7 @@ def isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     from dagster._core.storage.defs_state.base import set_defs_state_storage
 
     monkeypatch.setenv("STOCK_ASSETS_LOG_STORE", "0")
+    monkeypatch.delenv("STOCK_ASSETS_CATALOG_URL", raising=False)  # DuckDB unless asked
     with set_defs_state_storage(None):
         yield
 
@@ -49,6 +51,39 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                  "MLFLOW_TRACKING_URI"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
     return root
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A new, empty database on the local PostgreSQL server (dropped after the test)."""
+    import uuid
+
+    import psycopg2
+
+    try:
+        admin = psycopg2.connect(f"{POSTGRES_SERVER}/postgres", connect_timeout=3)
+    except psycopg2.OperationalError as error:
+        pytest.skip(f"PostgreSQL is not reachable on 127.0.0.1:5432 ({error})")
+    admin.autocommit = True
+    name = f"stock_assets_test_{uuid.uuid4().hex[:8]}"
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"{POSTGRES_SERVER}/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        admin.close()
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def catalog_backend(request: pytest.FixtureRequest, home: Path,
+                    monkeypatch: pytest.MonkeyPatch) -> str:  # fmt: skip
+    """Runs the test twice: the catalog's tables in the DuckDB file, then in a fresh
+    PostgreSQL database (STOCK_ASSETS_CATALOG_URL, inherited by subprocesses)."""
+    if request.param == "postgresql":
+        monkeypatch.setenv("STOCK_ASSETS_CATALOG_URL", request.getfixturevalue("postgres_url"))
+    return request.param
 
 
 def write_log_line(home: Path, when, message: str, level: str = "INFO", **fields) -> None:

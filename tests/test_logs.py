@@ -192,3 +192,15 @@ def test_bad_retention_setting_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("STOCK_ASSETS_LOG_RETENTION_DAYS", "two weeks")
     with pytest.raises(ValueError, match="STOCK_ASSETS_LOG_RETENTION_DAYS='two weeks'"):
         prune_segments(tmp_path, dt.date(2024, 3, 1))
+
+
+def test_redact_masks_url_passwords_and_the_api_token(monkeypatch):
+    from stock_assets.logs import redact
+
+    monkeypatch.setenv("STOCK_ASSETS_API_TOKEN", "tok-123456")
+    text = ("broker amqp://guest:s3cr@t!@rabbitmq:5672// catalog postgresql://u:pw@db/catalog "
+            "plain postgresql://db/catalog http://example.com/a@b token tok-123456")  # fmt: skip
+    assert redact(text) == (
+        "broker amqp://guest:***@rabbitmq:5672// catalog postgresql://u:***@db/catalog "
+        "plain postgresql://db/catalog http://example.com/a@b token ***"
+    )

@@ -1,4 +1,10 @@
-"""The DuckDB catalog `warehouse.duckdb`: views over the lake and the relational tables.
+"""The catalog: the relational tables (`core.tables`) and the views over the lake.
+
+The tables live in the DuckDB file `warehouse.duckdb` by default, or in PostgreSQL when
+STOCK_ASSETS_CATALOG_URL is a postgresql:// URL (a deployment whose workers run on several
+processes or machines: `storage.postgres`); the views over the lake are always in the
+DuckDB file. Callers see one interface either way: the write methods below, and `read`,
+which runs the same DuckDB SQL over either backend's tables. On DuckDB:
 
 Writes are short transactions. DuckDB lets one process at a time open the file, and a
 read-only connection fails too while another process writes, so:
@@ -32,12 +38,14 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from stock_assets.core.errors import UsageError
 from stock_assets.core.intervals import DERIVED_INTERVALS
 from stock_assets.core.sim_results import leaderboard_sql
 from stock_assets.core.tables import FEATURE_FOLDS, FEATURE_METADATA, TABLES
-from stock_assets.logs import get_logger
+from stock_assets.logs import get_logger, redact
 from stock_assets.settings import git_revision
 from stock_assets.storage.lake import BARS_1M, BARS_DERIVED, FEATURES, MARKET_REGIMES, Lake
+from stock_assets.storage.postgres import PostgresTables, Session, is_postgres_url
 
 BAR_VIEW_COLUMNS = {
     "symbol": "VARCHAR",
@@ -129,25 +137,57 @@ def _reader() -> duckdb.DuckDBPyConnection:
     return duckdb.connect(":memory:")
 
 
+class _DuckDBSession:
+    """One write transaction on the catalog file (see `postgres.Session`)."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection):
+        self.connection = connection
+
+    def execute(self, sql: str, params: list | None = None) -> None:
+        self.connection.execute(sql, params or [])
+
+    def load(self, frame: pd.DataFrame, like: str) -> None:
+        self.connection.register("incoming", frame)
+
+
 class Catalog:
-    def __init__(self, path: str | Path, lake: Lake):
+    """The relational tables (in the DuckDB file, or in PostgreSQL when `url` is a
+    postgresql:// URL) and the views over the lake (always in the DuckDB file)."""
+
+    def __init__(self, path: str | Path, lake: Lake, url: str = ""):
         self.path = Path(path)
         self.lake = lake
         self.mirror_dir = self.path.parent / "catalog"
+        if url and not is_postgres_url(url):
+            raise UsageError(
+                f"STOCK_ASSETS_CATALOG_URL must be a postgresql:// URL, not {redact(url)!r}"
+            )
+        self.postgres = PostgresTables(url) if url else None
 
     # --- writes ---------------------------------------------------------------------
 
     @contextmanager
-    def writing(self, *tables: str) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-write connection with the schema in place (waiting while another process
-        or thread holds the file); the given tables are mirrored for readers once the block
-        ends."""
+    def writing(self, *tables: str) -> Iterator[_DuckDBSession | Session]:
+        """One transaction, committed when the block ends (waiting while another process
+        or thread holds the DuckDB file); the given tables' readers see it after."""
+        if self.postgres is not None:
+            with self.postgres.writing(*tables) as session:
+                yield session
+            return
+        with self._duckdb() as connection:
+            connection.execute("BEGIN")
+            yield _DuckDBSession(connection)
+            connection.execute("COMMIT")  # an exception skips it: closing rolls back
+            for table in tables:
+                self._mirror(connection, table)
+
+    @contextmanager
+    def _duckdb(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection to the DuckDB file, the schema in place."""
         with _WRITING:
             connection = self._open_for_writing()
             try:
                 yield connection
-                for table in tables:
-                    self._mirror(connection, table)
             finally:
                 connection.close()
 
@@ -164,7 +204,7 @@ class Catalog:
                     raise
                 time.sleep(delay + random.uniform(0, delay))
                 delay = min(delay * 2, 1.0)
-        if self.path.resolve() not in _PREPARED:
+        if self.postgres is None and self.path.resolve() not in _PREPARED:
             try:
                 _migrate_feature_metadata(connection)
                 for table in TABLES.values():
@@ -204,7 +244,7 @@ class Catalog:
         that still fails is logged and skipped: a bad file never fails the write that
         called this."""
         wanted = {view: self._view_sql(view) for view in LAKE_VIEWS}
-        with self.writing() as connection:
+        with self._duckdb() as connection:
             current = dict(connection.execute(
                 "SELECT view_name, comment FROM duckdb_views() WHERE NOT internal"
             ).fetchall())  # fmt: skip
@@ -246,12 +286,12 @@ class Catalog:
         `updated_at`, so a re-run changes nothing that was already right."""
         if rows.empty:
             return
-        frame = rows[TABLES["ingest_status"].column_names]
-        with self.writing("ingest_status") as connection:
-            connection.register("incoming", frame)
-            connection.execute(
-                """
-                INSERT INTO ingest_status SELECT * FROM incoming
+        names = ", ".join(TABLES["ingest_status"].column_names)
+        with self.writing("ingest_status") as session:
+            session.load(rows[TABLES["ingest_status"].column_names], like="ingest_status")
+            session.execute(
+                f"""
+                INSERT INTO ingest_status ({names}) SELECT {names} FROM incoming
                 ON CONFLICT (symbol, date) DO UPDATE SET
                     status = excluded.status, provider = excluded.provider,
                     rows = excluded.rows, missing_minutes = excluded.missing_minutes,
@@ -271,13 +311,15 @@ class Catalog:
         frame = pd.DataFrame(rows).assign(
             git_revision=git_revision(), created_at=pd.Timestamp.now(tz="UTC")
         )
-        with self.writing(FEATURE_METADATA.name, FEATURE_FOLDS.name) as connection:
-            connection.register("incoming", frame)
-            connection.execute(
-                "INSERT INTO feature_metadata BY NAME SELECT * FROM incoming ON CONFLICT DO NOTHING"
+        names = ", ".join(frame.columns)
+        with self.writing(FEATURE_METADATA.name, FEATURE_FOLDS.name) as session:
+            session.load(frame, like=FEATURE_METADATA.name)
+            session.execute(
+                f"INSERT INTO feature_metadata ({names}) SELECT {names} FROM incoming "
+                "ON CONFLICT DO NOTHING"
             )
             for key in fold_keys:
-                connection.execute(
+                session.execute(
                     """
                     INSERT INTO feature_folds VALUES (?, ?, ?, ?)
                     ON CONFLICT (symbol, fold_config) DO UPDATE SET
@@ -290,49 +332,66 @@ class Catalog:
     def replace_sim_runs(self, rows: pd.DataFrame) -> None:
         """Store simulation rows; the rows of a grid id already stored are replaced, so a
         re-run of the same grid over the same data leaves one copy."""
-        with self.writing("sim_runs") as connection:
-            connection.register("incoming", rows)
-            connection.execute("BEGIN")
-            connection.execute(
+        names = ", ".join(rows.columns)
+        with self.writing("sim_runs") as session:
+            session.load(rows, like="sim_runs")
+            session.execute(
                 "DELETE FROM sim_runs WHERE grid_id IN (SELECT DISTINCT grid_id FROM incoming)"
             )
-            connection.execute("INSERT INTO sim_runs BY NAME SELECT * FROM incoming")
-            connection.execute("COMMIT")
+            session.execute(f"INSERT INTO sim_runs ({names}) SELECT {names} FROM incoming")
 
     def upsert(self, table: str, rows: pd.DataFrame) -> None:
         """Insert rows, replacing those with the same primary key (one transaction); a
         column the rows lack is NULL."""
         if rows.empty:
             return
-        with self.writing(table) as connection:
-            connection.register("incoming", rows.reindex(columns=TABLES[table].column_names))
-            connection.execute(f"INSERT OR REPLACE INTO {table} BY NAME SELECT * FROM incoming")
+        definition = TABLES[table]
+        names = ", ".join(definition.column_names)
+        updates = ", ".join(
+            f"{name} = excluded.{name}"
+            for name in definition.column_names
+            if name not in definition.primary_key
+        )
+        with self.writing(table) as session:
+            session.load(rows.reindex(columns=definition.column_names), like=table)
+            session.execute(
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM incoming "
+                f"ON CONFLICT ({', '.join(definition.primary_key)}) DO UPDATE SET {updates}"
+            )
 
     # --- reads: never the catalog file ------------------------------------------------
 
     def read(self, sql: str, params: list | None = None) -> pd.DataFrame:
-        """Run a query over the mirrors of the tables it names (an empty table where none
-        is written yet), on a cursor of this process's in-memory DuckDB: its views are
-        the cursor's own, and opening one costs microseconds where a new database costs
-        tens of milliseconds. A result is kept until one of those mirrors is replaced
-        (each write renames a new file into place), so a repeated read costs a stat."""
+        """Run a query (DuckDB SQL) over the tables it names, on a cursor of this
+        process's in-memory DuckDB: its views are the cursor's own, and opening one costs
+        microseconds where a new database costs tens of milliseconds. The tables are the
+        Parquet mirrors (an empty table where none is written yet) or, on PostgreSQL, the
+        tables of one snapshot. A result is kept until one of those tables changes, so a
+        repeated read costs a stat (or one small query on PostgreSQL)."""
         named = set(re.findall(r"[a-z_]+", sql.lower()))
-        mirrors = {name: self.mirror_dir / f"{name}.parquet" for name in TABLES if name in named}
-        key = (sql, repr(params), *(self.version(name) for name in mirrors))
+        names = [name for name in TABLES if name in named]
+        if self.postgres is None:
+            versions = {name: self.version(name) for name in names}
+            return self._run(sql, params, versions, self._mirror_relation)
+        with self.postgres.snapshot() as snapshot:
+            versions = snapshot.versions(names)
+            return self._run(
+                sql, params, {name: versions.get(name) for name in names},
+                lambda connection, name: connection.register(name, snapshot.table(name)),
+            )  # fmt: skip
+
+    def _run(self, sql: str, params, versions: dict, relation) -> pd.DataFrame:
+        """The query's result, kept by its text, parameters and the versions of its
+        tables; `relation(connection, name)` makes a table visible to it."""
+        where = self.postgres.url if self.postgres is not None else str(self.mirror_dir)
+        key = (sql, repr(params), where, *versions.items())
         with _RESULTS_LOCK:
             cached = _RESULTS.get(key)
         if cached is not None:
             return cached.copy()
         with _reader().cursor() as connection:
-            for name, mirror in mirrors.items():
-                if mirror.is_file():
-                    escaped = str(mirror).replace("'", "''")
-                    connection.execute(
-                        f"CREATE TEMP VIEW {name} AS SELECT * FROM read_parquet('{escaped}')"
-                    )
-                else:
-                    ddl = TABLES[name].ddl()
-                    connection.execute(ddl.replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
+            for name in versions:
+                relation(connection, name)
             result = connection.execute(sql, params or []).df()
         with _RESULTS_LOCK:
             _RESULTS[key] = result
@@ -340,8 +399,22 @@ class Catalog:
                 _RESULTS.pop(next(iter(_RESULTS)))
         return result.copy()
 
-    def version(self, table: str) -> tuple[int, int, int] | None:
+    def _mirror_relation(self, connection: duckdb.DuckDBPyConnection, name: str) -> None:
+        mirror = self.mirror_dir / f"{name}.parquet"
+        if mirror.is_file():
+            escaped = str(mirror).replace("'", "''")
+            connection.execute(
+                f"CREATE TEMP VIEW {name} AS SELECT * FROM read_parquet('{escaped}')"
+            )
+        else:
+            ddl = TABLES[name].ddl()
+            connection.execute(ddl.replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
+
+    def version(self, table: str) -> tuple[int, int, int] | int | None:
         """What changes whenever a write to `table` commits (None before the first)."""
+        if self.postgres is not None:
+            with self.postgres.snapshot() as snapshot:
+                return snapshot.versions([table]).get(table)
         return _signature(self.mirror_dir / f"{table}.parquet")
 
     def ingest_status(self, symbol: str | None = None) -> pd.DataFrame:

@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from stock_assets import settings
 from stock_assets.core import bars as core_bars
 from stock_assets.core import calendar
 from stock_assets.logs import get_logger, log_event
@@ -78,7 +79,7 @@ class Warehouse:
 
     @cached_property
     def catalog(self) -> Catalog:
-        return Catalog(self.root / "warehouse.duckdb", self.lake)
+        return Catalog(self.root / "warehouse.duckdb", self.lake, settings.catalog_url())
 
     # --- bars -------------------------------------------------------------------------
 

@@ -1,38 +1,18 @@
-"""The same ingest runs on a Dagster instance backed by PostgreSQL (deploy/ config)."""
+"""The same ingest runs on a Dagster instance backed by PostgreSQL (deploy/ config), with
+the catalog's tables in PostgreSQL too."""
 
 from __future__ import annotations
 
 import datetime as dt
 import shutil
-import uuid
 from pathlib import Path
 
 import dagster as dg
-import pytest
+import psycopg2
 
 from stock_assets.jobs.launcher import symbol_days_tags as range_tags
 
-psycopg2 = pytest.importorskip("psycopg2")
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "dagster.postgres.yaml"
-SERVER = "postgresql://postgres@127.0.0.1:5432"
-
-
-@pytest.fixture
-def postgres_url():
-    try:
-        admin = psycopg2.connect(f"{SERVER}/postgres", connect_timeout=3)
-    except psycopg2.OperationalError as error:
-        pytest.skip(f"PostgreSQL is not reachable on 127.0.0.1:5432 ({error})")
-    admin.autocommit = True
-    name = f"stock_assets_test_{uuid.uuid4().hex[:8]}"
-    with admin.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"{SERVER}/{name}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE {name} WITH (FORCE)")
-        admin.close()
 
 
 def test_ingest_on_a_postgres_instance(home, postgres_url, monkeypatch, tmp_path):
@@ -41,6 +21,7 @@ def test_ingest_on_a_postgres_instance(home, postgres_url, monkeypatch, tmp_path
     shutil.copyfile(CONFIG, dagster_home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
     monkeypatch.setenv("DAGSTER_PG_URL", postgres_url)
+    monkeypatch.setenv("STOCK_ASSETS_CATALOG_URL", postgres_url)
     from stock_assets.definitions import defs
 
     with dg.DagsterInstance.get() as instance:
@@ -53,3 +34,7 @@ def test_ingest_on_a_postgres_instance(home, postgres_url, monkeypatch, tmp_path
         assert result.success
         materialized = instance.get_materialized_partitions(dg.AssetKey("bars_1m"))
         assert sorted(materialized) == ["2024-03-07|SPY", "2024-03-08|SPY"]
+    with psycopg2.connect(postgres_url) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT symbol, date::text FROM ingest_status ORDER BY date")
+        assert cursor.fetchall() == [("SPY", "2024-03-07"), ("SPY", "2024-03-08")]
+    assert not (home / "catalog").exists()  # no DuckDB tables, no mirrors

@@ -52,7 +52,9 @@ def rows(warehouse: Warehouse) -> list[dict]:
     ]
 
 
-def test_fire_records_one_row_and_a_repeat_updates_it_without_a_second_notice(tmp_path, webhook):
+def test_fire_records_one_row_and_a_repeat_updates_it_without_a_second_notice(
+    tmp_path, webhook, catalog_backend
+):
     warehouse = Warehouse(tmp_path)
     assert alerts.fire(warehouse, "stall", "live_bars_sensor", "no progress", now=T0, lag=6)
     assert not alerts.fire(warehouse, "stall", "live_bars_sensor", "no progress", now=T1, lag=6)
@@ -70,7 +72,9 @@ def test_fire_records_one_row_and_a_repeat_updates_it_without_a_second_notice(tm
     assert alerts.active(warehouse)["subject"].tolist() == ["live_bars_sensor"]
 
 
-def test_clear_resolves_a_firing_alert_once_and_a_new_fire_starts_again(tmp_path, webhook):
+def test_clear_resolves_a_firing_alert_once_and_a_new_fire_starts_again(
+    tmp_path, webhook, catalog_backend
+):
     warehouse = Warehouse(tmp_path)
     assert not alerts.clear(warehouse, "stall", "live_bars_sensor", now=T0)  # nothing firing
     assert rows(warehouse) == []
@@ -129,14 +133,16 @@ def test_a_dead_webhook_is_logged_by_host_and_never_raises(tmp_path, monkeypatch
     assert "t0ken" not in json_logs.getvalue()
 
 
-def test_without_a_webhook_nothing_is_sent_and_sent_is_null(tmp_path, monkeypatch):
+def test_without_a_webhook_nothing_is_sent_and_sent_is_null(tmp_path, monkeypatch, catalog_backend):
     monkeypatch.delenv(alerts.WEBHOOK_ENV, raising=False)
     warehouse = Warehouse(tmp_path)
     assert alerts.fire(warehouse, "run_failure", "r1", "job failed", now=T0)
     assert rows(warehouse)[0]["sent"] is None
 
 
-def test_the_stall_alert_fires_when_progress_stops_and_clears_when_it_resumes(tmp_path, webhook):
+def test_the_stall_alert_fires_when_progress_stops_and_clears_when_it_resumes(
+    tmp_path, webhook, catalog_backend
+):
     warehouse = Warehouse(tmp_path)
     last = T0
     assert not alerts.check_stall(warehouse, "live_bars_sensor", last, T0 + dt.timedelta(minutes=5),

@@ -37,7 +37,7 @@ def status_row(symbol, day, status, missing):
             "updated_at": pd.Timestamp.now(tz="UTC")}  # fmt: skip
 
 
-def test_gap_scanner_requests_recent_partial_days_once_per_gap_size(home):
+def test_gap_scanner_requests_recent_partial_days_once_per_gap_size(home, catalog_backend):
     warehouse = WarehouseResource()
     store = warehouse.open()
     from stock_assets.core import calendar

@@ -105,7 +105,7 @@ def test_a_mirror_lost_after_a_commit_is_rebuilt_by_the_next_writer_process(home
     pd.testing.assert_frame_equal(warehouse.catalog.ingest_status(), before)
 
 
-def test_a_kept_read_result_lasts_until_its_mirror_is_replaced(home):
+def test_a_kept_read_result_lasts_until_its_table_changes(home, catalog_backend):
     warehouse = Warehouse(home)
     status = pd.DataFrame({"symbol": "SPY", "date": DAYS[:1], "status": "ok", "provider": "x",
                            "rows": 390, "missing_minutes": 0, "message": "",
