@@ -34,6 +34,7 @@ from stock_assets.cli.research import (
     cmd_leaderboard,
     cmd_simulate,
 )
+from stock_assets.cli.worker import add_worker_parser
 from stock_assets.core.errors import UsageError
 from stock_assets.core.intervals import INTERVALS
 
@@ -170,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_api_parser(add)
     add_status_parser(add)
     add_logs_parser(add)
+    add_worker_parser(add)
     return parser
 
 

@@ -4,12 +4,14 @@ Each generation proposes candidates -> fans out their training -> collects -> fa
 the flat product of (model x grid chunk) -> collects -> selects. Selection yields the next
 generation's seed only when the evolution goes on, so after a promotion (or another
 stopping condition) the later generations' steps are skipped and the run still succeeds.
-The steps are `stock_assets.pipelines.evolution`'s functions.
+The steps are `stock_assets.pipelines.evolution`'s functions. They run in process, or on
+Celery workers with STOCK_ASSETS_EXECUTOR=celery (jobs/executors.py).
 """
 
 import dagster as dg
 
 from stock_assets.core.evolution import MAX_GENERATIONS
+from stock_assets.jobs.executors import scale_out
 from stock_assets.pipelines.specs import EvolutionSpec
 from stock_assets.resources.mlflow import MlflowResource
 from stock_assets.resources.warehouse import WarehouseResource
@@ -128,8 +130,8 @@ def generation(seed):
     description="Evolve models for a symbol: per generation train candidates, simulate their "
     "out-of-sample predictions, promote one that meets the criteria, passes the Deflated "
     "Sharpe test and beats the baselines, or prune the best one's features and go on.",
-    executor_def=dg.in_process_executor,
     tags={"kind": "evolution"},
+    **scale_out(dg.in_process_executor),
 )
 def evolution_job():
     seed = start_evolution()

@@ -1,9 +1,11 @@
-"""The grid-search job: fan out (symbol x model) grids over Dagster's executor, collect
-the rows into `sim_runs` in one short write."""
+"""The grid-search job: fan out (symbol x model) grids over Dagster's executor (the
+multiprocess one, or Celery workers: jobs/executors.py), collect the rows into `sim_runs`
+in one short write."""
 
 import dagster as dg
 from pydantic import Field
 
+from stock_assets.jobs.executors import scale_out
 from stock_assets.pipelines.specs import GridSpec
 from stock_assets.resources.warehouse import WarehouseResource
 
@@ -50,6 +52,9 @@ def store_sim_runs(context: dg.OpExecutionContext, warehouse: WarehouseResource,
     context.log.info(f"stored {len(rows)} sim_runs rows of {rows['grid_id'].nunique()} grids")
 
 
-@dg.job(description="Simulate grids for symbols x models in parallel; results in sim_runs.")
+@dg.job(
+    description="Simulate grids for symbols x models in parallel; results in sim_runs.",
+    **scale_out(None),
+)
 def grid_search_job():
     store_sim_runs(plan_grid_search().map(simulate_pair).collect())
