@@ -374,9 +374,8 @@ class Catalog:
             versions = {name: self.version(name) for name in names}
             return self._run(sql, params, versions, self._mirror_relation)
         with self.postgres.snapshot() as snapshot:
-            versions = snapshot.versions(names)
             return self._run(
-                sql, params, {name: versions.get(name) for name in names},
+                sql, params, snapshot.versions(names),
                 lambda connection, name: connection.register(name, snapshot.table(name)),
             )  # fmt: skip
 

@@ -42,6 +42,7 @@ MAX_CONNECTIONS = 16
 _POOLS: dict[tuple[str, int], object] = {}
 _POOLS_LOCK = threading.Lock()
 _PREPARED: set[str] = set()
+_LOADED: dict[tuple[str, str], tuple[int, pa.Table]] = {}  # (url, table) -> (version, rows)
 
 
 def is_postgres_url(url: str | None) -> bool:
@@ -145,27 +146,40 @@ class PostgresTables:
             self._prepare(cursor)
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             try:
-                yield PostgresSnapshot(cursor)
+                yield PostgresSnapshot(cursor, self.url)
             finally:
                 connection.rollback()
 
 
 class PostgresSnapshot:
-    def __init__(self, cursor):
+    def __init__(self, cursor, url: str):
         self.cursor = cursor
+        self.url = url
+        self.seen: dict[str, int | None] = {}
 
-    def versions(self, names: list[str]) -> dict[str, int]:
+    def versions(self, names: list[str]) -> dict[str, int | None]:
+        """Each table's version in this snapshot (None: never written)."""
         self.cursor.execute(
             "SELECT name, version FROM catalog_versions WHERE name = ANY(%s)", [list(names)]
         )
-        return dict(self.cursor.fetchall())
+        found = dict(self.cursor.fetchall())
+        self.seen.update({name: found.get(name) for name in names})
+        return {name: found.get(name) for name in names}
 
     def table(self, name: str) -> pa.Table:
-        """A whole table, typed as its definition says (as its DuckDB mirror would be)."""
+        """A whole table, typed as its definition says (as its DuckDB mirror would be);
+        loaded again only when its version moved since this process last loaded it."""
+        key, version = (self.url, name), self.seen.get(name)
+        kept = _LOADED.get(key)
+        if kept is not None and version is not None and kept[0] == version:
+            return kept[1]
         table = TABLES[name]
         self.cursor.execute(f"SELECT {', '.join(table.column_names)} FROM {name}")
         rows = self.cursor.fetchall()
-        return pa.table({
+        loaded = pa.table({
             column.name: pa.array([row[i] for row in rows], type=ARROW_TYPES[column.type])
             for i, column in enumerate(table.columns)
         })  # fmt: skip
+        if version is not None:
+            _LOADED[key] = (version, loaded)
+        return loaded
