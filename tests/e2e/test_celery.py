@@ -393,6 +393,7 @@ def catch_mid_step(stack: Stack, run_id: str, workers: set[int]) -> tuple[int, i
         for event in step_events(instance, run_id, dg.DagsterEventType.STEP_START):
             if event.pid in pool and not finished(instance, run_id, event):
                 os.kill(event.pid, signal.SIGSTOP)
+                time.sleep(1.0)  # a success event already sent may still commit: wait for it
                 if not finished(instance, run_id, event):
                     return pool[event.pid], event.pid, event.step_key
                 os.kill(event.pid, signal.SIGCONT)
