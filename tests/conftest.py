@@ -20,7 +20,6 @@ import pytest
 
 from stock_assets.logs import JsonFormatter
 
-POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432"
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 
 
@@ -56,24 +55,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A new, empty database on the local PostgreSQL server (dropped after the test)."""
-    import uuid
+    from stock_assets.testing.postgres import reachable, temporary_database
 
-    import psycopg2
-
-    try:
-        admin = psycopg2.connect(f"{POSTGRES_SERVER}/postgres", connect_timeout=3)
-    except psycopg2.OperationalError as error:
-        pytest.skip(f"PostgreSQL is not reachable on 127.0.0.1:5432 ({error})")
-    admin.autocommit = True
-    name = f"stock_assets_test_{uuid.uuid4().hex[:8]}"
-    with admin.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"{POSTGRES_SERVER}/{name}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE {name} WITH (FORCE)")
-        admin.close()
+    if (why := reachable()) is not None:
+        pytest.skip(f"PostgreSQL is not reachable on 127.0.0.1:5432 ({why})")
+    with temporary_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["duckdb", "postgresql"])

@@ -17,7 +17,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +25,9 @@ import dagster as dg
 import pytest
 
 from stock_assets.jobs import executors
+from stock_assets.testing.postgres import reachable, temporary_database
 
 DEPLOY_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "dagster.postgres.yaml"
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 BROKER = "amqp://guest:guest@127.0.0.1:5672//"
 SECRET = "guest:guest"  # the broker URL's user:password: never stored, never printed
 SYMBOLS, MODELS = ["AAPL", "SPY"], ["baseline:momentum_5", "baseline:reversal_5"]
@@ -107,17 +107,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-@contextmanager
-def database(admin, name: str) -> Iterator[str]:
-    with admin.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"{PG_SERVER}/{name}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 class Processes:
@@ -205,18 +194,14 @@ def prepare_features(home: Path) -> None:
 @pytest.fixture(scope="module")
 def celery_stack(tmp_path_factory) -> Iterator[Stack]:
     """The whole stack, started once for the module's tests and stopped after them."""
-    psycopg2 = pytest.importorskip("psycopg2")
     kombu = pytest.importorskip("kombu")
-    try:
-        admin = psycopg2.connect(f"{PG_SERVER}/postgres", connect_timeout=3)
-    except psycopg2.OperationalError as error:
-        pytest.skip(f"PostgreSQL is not reachable on 127.0.0.1:5432 ({error})")
+    if (why := reachable()) is not None:
+        pytest.skip(f"PostgreSQL is not reachable on 127.0.0.1:5432 ({why})")
     try:
         with kombu.Connection(BROKER, connect_timeout=3) as broker:
             broker.ensure_connection(max_retries=1)
     except Exception as error:  # kombu raises the transport's own errors
         pytest.skip(f"RabbitMQ is not reachable on 127.0.0.1:5672 ({error})")
-    admin.autocommit = True
     root, tag = tmp_path_factory.mktemp("celery"), uuid.uuid4().hex[:8]
     home, dagster_home, logs = root / "home", root / "dagster", root / "logs"
     for folder in (home, dagster_home, logs):
@@ -229,11 +214,10 @@ def celery_stack(tmp_path_factory) -> Iterator[Stack]:
         "      location_name: stock_assets\n"
     )
     with ExitStack() as cleanup, pytest.MonkeyPatch.context() as env:
-        cleanup.callback(admin.close)
         settings = {
             "STOCK_ASSETS_HOME": str(home), "DAGSTER_HOME": str(dagster_home),
-            "DAGSTER_PG_URL": cleanup.enter_context(database(admin, f"stock_assets_{tag}")),
-            "STOCK_ASSETS_CATALOG_URL": cleanup.enter_context(database(admin, f"catalog_{tag}")),
+            "DAGSTER_PG_URL": cleanup.enter_context(temporary_database("stock_assets")),
+            "STOCK_ASSETS_CATALOG_URL": cleanup.enter_context(temporary_database("catalog")),
             "STOCK_ASSETS_EXECUTOR": "celery", "STOCK_ASSETS_CELERY_BROKER": BROKER,
             "STOCK_ASSETS_CELERY_QUEUE": queue, "STOCK_ASSETS_PROVIDERS": "synthetic",
             "STOCK_ASSETS_HISTORY_SESSIONS": "0", "STOCK_ASSETS_LOG_STORE": "0",
