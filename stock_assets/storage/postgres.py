@@ -71,7 +71,6 @@ class Session:
     def load(self, frame: pd.DataFrame, like: str) -> None:
         from psycopg2.extras import execute_values
 
-        self.cursor.execute("DROP TABLE IF EXISTS incoming")
         self.cursor.execute(f"CREATE TEMP TABLE incoming (LIKE {like}) ON COMMIT DROP")
         values = frame.astype(object).where(frame.notna(), None)
         rows = [tuple(map(_plain, row)) for row in values.itertuples(index=False, name=None)]
