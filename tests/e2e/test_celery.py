@@ -350,6 +350,8 @@ def test_a_worker_killed_mid_step_loses_and_doubles_nothing(stack):
     other = set(stack.workers) - {first_worker}
     second_worker, second_process, second_step = catch_mid_step(stack, run_id, other)
     os.killpg(second_worker, signal.SIGKILL)
+    with suppress(ProcessLookupError):  # the paused pool process too, whatever its group
+        os.kill(second_process, signal.SIGKILL)
     assert stack.wait(run_id) == "SUCCESS", stack.tails()
     assert_every_row_once(stack.home)
     started = step_events(instance, run_id, dg.DagsterEventType.STEP_START)
